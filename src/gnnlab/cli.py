@@ -1,0 +1,145 @@
+"""The ``gnnlab`` command: a thin layer over :mod:`gnnlab.pipeline` that turns errors into one line."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from gnnlab._version import __version__
+from gnnlab.config import dump_config, simulation_hash
+from gnnlab.errors import GnnlabError
+
+DESCRIPTION = """\
+Simulate a dynamical system on a graph, train a GNN on the observations only, and score how well it
+recovered the hidden mechanics (rate constants, homeostasis, metabolite types).
+
+With no CONFIG every command uses the built-in metabolism benchmark (configs/metabolism.yaml).
+Datasets are cached under $GNNLAB_CACHE (default ~/.cache/gnnlab), keyed by the simulation section's hash.
+"""
+
+EPILOG = """\
+examples:
+  gnnlab run --out runs/demo                      # the benchmark on the built-in defaults
+  gnnlab run configs/metabolism.yaml --out runs/s1 --set training.seed=1
+  gnnlab simulate --set simulation.n_frames=1000
+  gnnlab evaluate runs/demo                       # re-score a finished run
+  gnnlab config --set training.batch_size=512     # print the resolved config
+"""
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", type=Path, help="YAML config (default: built-in benchmark)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one key (repeatable); VALUE is parsed as YAML",
+    )
+
+
+def _add_cache_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", type=Path, default=None, help="dataset cache directory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gnnlab",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gnnlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="simulate (or reuse the cache), train, evaluate and write a run directory",
+        description="Simulate (or reuse), train on observations only, evaluate against ground truth. Writes "
+        "config.yaml, run.json, metrics.json, analysis.log, history.json, model.pt and plots/*.png "
+        "into --out. Re-running into a finished run directory with the same config returns its metrics "
+        "without retraining.",
+    )
+    _add_config_args(run)
+    run.add_argument(
+        "--out", type=Path, default=None, help="run directory (default: runs/<system>-<hash>-seed<N>)"
+    )
+    _add_cache_arg(run)
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--no-plots", action="store_true", help="skip the figures")
+
+    simulate = commands.add_parser("simulate", help="generate (or find) the cached dataset of a config")
+    _add_config_args(simulate)
+    _add_cache_arg(simulate)
+    simulate.add_argument("--force", action="store_true", help="simulate again even if cached")
+
+    evaluate = commands.add_parser("evaluate", help="re-score a finished run directory against ground truth")
+    evaluate.add_argument("run_dir", type=Path)
+    _add_cache_arg(evaluate)
+    evaluate.add_argument("--no-plots", action="store_true", help="skip the figures")
+
+    show = commands.add_parser("config", help="print the resolved config (defaults and overrides applied)")
+    _add_config_args(show)
+    return parser
+
+
+def _print_metrics(metrics: dict) -> None:
+    keys = [
+        "status",
+        "rate_constants_R2",
+        "rate_constants_pearson_R2",
+        "n_outliers",
+        "n_identifiable",
+        "test_R2",
+        "val_loss",
+        "training_time_min",
+        "frames_per_second",
+    ]
+    for key in keys:
+        if key in metrics:
+            value = metrics[key]
+            print(f"  {key:<28} {value:.4g}" if isinstance(value, float) else f"  {key:<28} {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from gnnlab import pipeline  # deferred: keeps --help fast
+
+    try:
+        if args.command == "config":
+            print(dump_config(pipeline.resolve_config(args.config, args.overrides)), end="")
+        elif args.command == "simulate":
+            config = pipeline.resolve_config(args.config, args.overrides)
+            print(pipeline.simulate(config, cache_dir=args.cache, force=args.force))
+        elif args.command == "evaluate":
+            metrics = pipeline.evaluate(args.run_dir, cache_dir=args.cache, plots=not args.no_plots)
+            print(f"{args.run_dir}:")
+            _print_metrics(metrics)
+        elif args.command == "run":
+            config = pipeline.resolve_config(args.config, args.overrides)
+            out = (
+                args.out
+                or Path("runs") / f"{config.system}-{simulation_hash(config)}-seed{config.training.seed}"
+            )
+            metrics = pipeline.run(
+                config, out, cache_dir=args.cache, progress=not args.quiet, plots=not args.no_plots
+            )
+            print(f"{out}:")
+            _print_metrics(metrics)
+            if metrics.get("status") != "ok":
+                print(
+                    f"gnnlab: run {metrics.get('status')}: {metrics.get('message', '')} (recorded in {out})",
+                    file=sys.stderr,
+                )
+                return 1
+    except GnnlabError as exc:
+        print(f"gnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gnnlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

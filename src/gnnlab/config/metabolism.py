@@ -1,0 +1,106 @@
+"""Config schema of the metabolic-network system (``system: metabolism``).
+
+Key names follow the seed documents where they exist. The defaults are the shipped oscillatory
+benchmark (``configs/metabolism.yaml``): 100 metabolites in two types, 256 autocatalytic reactions.
+"""
+
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+from gnnlab.config._base import Section, TrainingBase
+
+
+class MetabolismSimulation(Section):
+    """How the ground-truth network and its trajectories are generated."""
+
+    n_metabolites: PositiveInt = 100
+    n_metabolite_types: PositiveInt = 2
+    n_reactions: PositiveInt = 256
+    cycle_fraction: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of reactions in autocatalytic cycles."
+    )
+    cycle_length: int = Field(3, ge=2)
+    max_metabolites_per_reaction: int = Field(
+        3, ge=1, description="Substrates (and products) per random reaction."
+    )
+    log_k_min: float = -2.0
+    log_k_max: float = -1.0
+    homeostatic_lambda_per_type: list[NonNegativeFloat] = [0.001, 0.002]
+    homeostatic_baseline_per_type: list[float] = [4.0, 6.0]
+    n_frames: int = Field(2880, ge=3)
+    delta_t: PositiveFloat = 0.1
+    concentration_min: NonNegativeFloat = 1.0
+    concentration_max: PositiveFloat = 9.0
+    n_runs: PositiveInt = Field(2, description="Trajectories from independent initial concentrations.")
+    n_validation_runs: PositiveInt = Field(1, description="Trailing runs held out of training.")
+    noise_model_level: NonNegativeFloat = Field(0.0, description="Process-noise std added each Euler step.")
+    measurement_noise_level: NonNegativeFloat = Field(
+        0.0, description="Observation-noise std on concentrations."
+    )
+    external_input_type: Literal["none", "sine"] = "none"
+    n_input_metabolites: int = Field(0, ge=0)
+    external_input_amplitude: NonNegativeFloat = 0.0
+    external_input_period: PositiveFloat = Field(
+        100.0, description="Period of the sine input, in time units."
+    )
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MetabolismSimulation":
+        n_types = self.n_metabolite_types
+        for key in ("homeostatic_lambda_per_type", "homeostatic_baseline_per_type"):
+            if len(getattr(self, key)) != n_types:
+                raise ValueError(
+                    f"{key} has {len(getattr(self, key))} entries but n_metabolite_types = {n_types}"
+                )
+        if self.log_k_min > self.log_k_max:
+            raise ValueError(f"log_k_min <= log_k_max must hold (got {self.log_k_min} > {self.log_k_max})")
+        if self.concentration_min > self.concentration_max:
+            raise ValueError("concentration_min <= concentration_max must hold")
+        if self.n_validation_runs >= self.n_runs:
+            raise ValueError(f"n_validation_runs ({self.n_validation_runs}) must be < n_runs ({self.n_runs})")
+        if self.n_input_metabolites > self.n_metabolites:
+            raise ValueError("n_input_metabolites cannot exceed n_metabolites")
+        if self.cycle_fraction > 0 and self.n_metabolites < self.cycle_length:
+            raise ValueError("cycle_length cannot exceed n_metabolites")
+        return self
+
+
+class MetabolismModel(Section):
+    r"""The GNN that learns the vector field.
+
+    dc_i/dt = MLP_node(c_i, a_i) + sum_j S_ij k_j prod_{k in sub(j)} g(c_k, r_kj), with
+    log g(c, s) = s [H(ln c, s) - H(0, s)] and H = linear + MLP: g(1, s) = 1 fixes the scale between g and
+    k, g >= 0 always, and mass action (g = c^s) is exactly representable.
+    """
+
+    embedding_dim: int = Field(2, ge=1)
+    hidden_dim_sub: PositiveInt = 16
+    n_layers_sub: PositiveInt = 2
+    hidden_dim_node: PositiveInt = 16
+    n_layers_node: PositiveInt = 2
+    activation: Literal["tanh", "silu"] = "tanh"
+    log_k_init: float = Field(-1.0, description="Initial log10 k of every reaction.")
+
+
+class MetabolismTraining(TrainingBase):
+    """Parameter groups and regularisers of the metabolism model."""
+
+    learning_rate_k: NonNegativeFloat = 2e-2
+    learning_rate_sub: NonNegativeFloat = 3e-3
+    learning_rate_node: NonNegativeFloat = 1e-3
+    learning_rate_embedding: NonNegativeFloat = 1e-3
+    coeff_MLP_sub_diff: NonNegativeFloat = Field(
+        0.0, description="Penalty on decreasing g(c) (monotonicity)."
+    )
+    coeff_MLP_node_L1: NonNegativeFloat = Field(0.0, description="L1 penalty on MLP_node outputs.")
+
+
+class MetabolismConfig(Section):
+    """A complete metabolism run."""
+
+    system: Literal["metabolism"] = "metabolism"
+    simulation: MetabolismSimulation = MetabolismSimulation()
+    model: MetabolismModel = MetabolismModel()
+    training: MetabolismTraining = MetabolismTraining()

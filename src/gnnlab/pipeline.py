@@ -1,0 +1,228 @@
+"""The three steps as functions — simulate, train, evaluate — and :func:`run`, which chains them into a run
+record on disk. The CLI only wraps these; the exploration loop can call :func:`run` in another process.
+
+A run directory holds::
+
+    config.yaml    the resolved config (every default written out)
+    run.json       status, seeds, hashes, code revision, timings, training summary
+    metrics.json   flat metrics (or the failure status)
+    analysis.log   the metrics as ``key: value`` lines
+    history.json   loss curves
+    model.pt       trained parameters (state dict)
+    plots/*.png    figures
+"""
+
+import datetime
+import json
+import math
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gnnlab import data
+from gnnlab._version import __version__
+from gnnlab.config import (
+    Config,
+    apply_overrides,
+    config_to_dict,
+    dump_config,
+    load_config,
+    parse_config,
+    simulation_hash,
+)
+from gnnlab.errors import ConfigError, DataError
+from gnnlab.evaluation import evaluate as score
+from gnnlab.evaluation import load_ground_truth
+from gnnlab.evaluation import plot as draw
+from gnnlab.models import DynamicsModel, build_model, count_parameters
+from gnnlab.systems import Observations
+from gnnlab.training import TrainResult, train
+
+RUN_FILES = ("config.yaml", "run.json", "metrics.json", "analysis.log")
+
+
+def resolve_config(config: Config | str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Accept a config object, a YAML path or None (built-in defaults), then apply overrides."""
+    if config is None or isinstance(config, str | Path):
+        return load_config(config, overrides)
+    if overrides:
+        return parse_config(apply_overrides(config_to_dict(config), overrides, "<config>"), "<config>")
+    return config
+
+
+def simulate(
+    config: Config | str | Path | None = None, *, cache_dir: Path | None = None, force: bool = False
+) -> Path:
+    """Simulate (or reuse) the dataset of ``config``; returns its directory."""
+    return data.simulate_cached(resolve_config(config), cache_dir, force=force)
+
+
+def train_model(
+    config: Config, observations: Observations, *, progress: bool = True
+) -> tuple[DynamicsModel, TrainResult]:
+    """Build the model from ``config.training.seed`` and fit it to the observations' training runs."""
+    model = build_model(config, observations)
+    result = train(
+        model,
+        observations.frames("train"),
+        observations.frames("validation"),
+        config.training,
+        progress=progress,
+    )
+    return model, result
+
+
+def code_revision() -> str:
+    """The git commit of the gnnlab source (``+dirty`` if it has uncommitted changes), else the version."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return f"gnnlab {__version__}"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."], cwd=here, capture_output=True, text=True, timeout=10
+        )
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return f"gnnlab {__version__}"
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json (flat, strict JSON: a non-finite float becomes null) and analysis.log (``key: value``)."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    _write_json(out_dir / "metrics.json", clean)
+    (out_dir / "analysis.log").write_text("".join(f"{k}: {_format(v)}\n" for k, v in metrics.items()))
+
+
+def evaluate(run_dir: str | Path, *, cache_dir: Path | None = None, plots: bool = True) -> dict[str, Any]:
+    """(Re-)score a finished run directory against its dataset's ground truth; rewrites metrics and plots."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "model.pt", "run.json"):
+        if not (run_dir / name).is_file():
+            raise DataError(f"{run_dir}: not a finished run ({name} is missing)")
+    config = load_config(run_dir / "config.yaml")
+    record = json.loads((run_dir / "run.json").read_text())
+    dataset = simulate(config, cache_dir=cache_dir)
+    observations = data.load_observations(dataset, config.system)
+    model = build_model(config, observations)
+    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    history = (
+        json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").is_file() else {}
+    )
+    return _score_and_write(config, model, observations, dataset, record, history, run_dir, plots=plots)
+
+
+def _score_and_write(
+    config, model, observations, dataset, record, history, out_dir, *, plots
+) -> dict[str, Any]:
+    truth = load_ground_truth(dataset, config.system)
+    training = record["training"]
+    metrics: dict[str, Any] = {"status": record["status"]}
+    metrics.update(score(config.system, model, observations, truth))
+    metrics.update(
+        {
+            "val_loss": training["val_loss"],
+            "final_loss": training["final_loss"],
+            "training_time_min": training["training_time_s"] / 60.0,
+            "frames_per_second": training["frames_per_second"],
+            "adam_steps": training["adam_steps"],
+            "lbfgs_iterations": training["lbfgs_iterations"],
+            "n_parameters": count_parameters(model),
+            "training_seed": config.training.seed,
+            "simulation_seed": config.simulation.seed,
+        }
+    )
+    write_metrics(out_dir, metrics)
+    if plots:
+        draw(config.system, model, observations, truth, history, out_dir / "plots")
+    return metrics
+
+
+def run(
+    config: Config | str | Path | None,
+    out_dir: str | Path,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Simulate (or reuse the cache), train, evaluate; write the run record into ``out_dir``; return metrics.
+
+    Resumable: if ``out_dir`` already holds a finished run of the same config, its metrics are returned
+    without retraining. A directory holding a different run is refused, so nothing recorded is overwritten.
+    A diverged run is recorded with status ``failed: diverged`` and no recovery metrics.
+    """
+    config = resolve_config(config, overrides)
+    out_dir = Path(out_dir)
+    resolved = dump_config(config)
+    if (out_dir / "config.yaml").is_file():
+        if (out_dir / "config.yaml").read_text() != resolved:
+            raise ConfigError(f"{out_dir}: holds a run of a different config; choose another --out")
+        if (out_dir / "metrics.json").is_file():
+            return json.loads((out_dir / "metrics.json").read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(resolved)
+
+    started = datetime.datetime.now(datetime.UTC)
+    wall = time.perf_counter()
+    dataset = simulate(config, cache_dir=cache_dir)
+    observations = data.load_observations(dataset, config.system)
+    model, result = train_model(config, observations, progress=progress)
+    record = {
+        "status": result.status,
+        "message": result.message,
+        "system": config.system,
+        "training_seed": config.training.seed,
+        "simulation_seed": config.simulation.seed,
+        "simulation_hash": simulation_hash(config),
+        "dataset": str(dataset),
+        "code_revision": code_revision(),
+        "gnnlab_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "started": started.isoformat(timespec="seconds"),
+        "training": {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in result.summary().items()
+        },
+    }
+    _write_json(out_dir / "history.json", result.history)
+    if result.status != "ok":
+        record["wall_time_s"] = time.perf_counter() - wall
+        _write_json(out_dir / "run.json", record)
+        metrics = {
+            "status": result.status,
+            "message": result.message,
+            "training_time_min": result.training_time_s / 60,
+        }
+        write_metrics(out_dir, metrics)
+        return metrics
+    torch.save(model.state_dict(), out_dir / "model.pt")
+    metrics = _score_and_write(
+        config, model, observations, dataset, record, result.history, out_dir, plots=plots
+    )
+    record["wall_time_s"] = time.perf_counter() - wall
+    _write_json(out_dir / "run.json", record)
+    return metrics
+
+
+__all__ = ["code_revision", "evaluate", "resolve_config", "run", "simulate", "train_model", "write_metrics"]

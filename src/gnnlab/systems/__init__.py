@@ -1,0 +1,17 @@
+"""Simulators, one plug-in per system, registered by name."""
+
+from gnnlab.errors import ConfigError
+from gnnlab.systems._base import Frames, GroundTruth, Observations, Record, System
+from gnnlab.systems.metabolism.simulator import MetabolismSystem
+
+SYSTEMS: dict[str, System] = {system.name: system for system in (MetabolismSystem(),)}
+
+
+def get_system(name: str) -> System:
+    """The registered system called ``name``."""
+    if name not in SYSTEMS:
+        raise ConfigError(f"unknown system {name!r}; choose from {', '.join(sorted(SYSTEMS))}")
+    return SYSTEMS[name]
+
+
+__all__ = ["SYSTEMS", "Frames", "GroundTruth", "Observations", "Record", "System", "get_system"]
