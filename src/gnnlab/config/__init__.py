@@ -52,7 +52,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
     system = data.get("system", "metabolism")
-    if system not in CONFIG_TYPES:
+    if not isinstance(system, str) or system not in CONFIG_TYPES:
         raise ConfigError(
             f"{source}: key 'system' = {system!r} is not registered; valid: {', '.join(CONFIG_TYPES)}"
         )

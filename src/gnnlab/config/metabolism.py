@@ -26,8 +26,8 @@ class MetabolismSimulation(Section):
     )
     log_k_min: float = -2.0
     log_k_max: float = -1.0
-    homeostatic_lambda_per_type: list[NonNegativeFloat] = [0.001, 0.002]
-    homeostatic_baseline_per_type: list[float] = [4.0, 6.0]
+    homeostatic_lambda_per_type: tuple[NonNegativeFloat, ...] = (0.001, 0.002)
+    homeostatic_baseline_per_type: tuple[float, ...] = (4.0, 6.0)
     n_frames: int = Field(2880, ge=3)
     delta_t: PositiveFloat = 0.1
     concentration_min: NonNegativeFloat = 1.0
@@ -81,6 +81,10 @@ class MetabolismModel(Section):
     hidden_dim_node: PositiveInt = 16
     n_layers_node: PositiveInt = 2
     activation: Literal["tanh", "silu"] = "tanh"
+    substrate_input: Literal["log_concentration", "concentration"] = Field(
+        "log_concentration",
+        description="What H reads: ln c (mass action exact, decades evened out) or raw c (an ablation).",
+    )
     log_k_init: float = Field(-1.0, description="Initial log10 k of every reaction.")
 
 

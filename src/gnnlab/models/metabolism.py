@@ -29,12 +29,16 @@ CONCENTRATION_FLOOR = 1e-6  # ln c is taken of max(c, floor): lower readings all
 
 
 class SubstrateFunction(nn.Module):
-    """log g(c, s) with g(1, s) = 1: ``s * (H(ln c, s) - H(0, s))``, H = linear + MLP."""
+    """log g(c, s) with g(1, s) = 1: ``s * (H(x(c), s) - H(x(1), s))``, H = linear + MLP.
 
-    def __init__(self, hidden: int, n_layers: int, activation: str):
+    With ``x = ln c`` (default) mass action is H linear; with ``x = c`` (an ablation) it is not representable.
+    """
+
+    def __init__(self, hidden: int, n_layers: int, activation: str, substrate_input: str):
         super().__init__()
         self.linear = nn.Linear(2, 1)
         self.mlp = mlp(2, hidden, n_layers, activation=activation, zero_output=True)
+        self.log_input = substrate_input == "log_concentration"
 
     def _h(self, x: Tensor) -> Tensor:
         return (self.linear(x) + self.mlp(x)).squeeze(-1)
@@ -42,9 +46,10 @@ class SubstrateFunction(nn.Module):
     def forward(self, concentration: Tensor, order: Tensor) -> Tensor:
         """log g for concentrations (..., P) at substrate orders (P,)."""
         order = order.expand_as(concentration)
-        log_c = torch.log(concentration.clamp_min(CONCENTRATION_FLOOR))
-        at_c = self._h(torch.stack([log_c, order], dim=-1))
-        at_one = self._h(torch.stack([torch.zeros_like(order), order], dim=-1))
+        c = concentration.clamp_min(CONCENTRATION_FLOOR)
+        x, one = (torch.log(c), torch.zeros_like(order)) if self.log_input else (c, torch.ones_like(order))
+        at_c = self._h(torch.stack([x, order], dim=-1))
+        at_one = self._h(torch.stack([one, order], dim=-1))
         return order * (at_c - at_one)
 
 
@@ -70,7 +75,9 @@ class MetabolismGNN(DynamicsModel):
         self.n_metabolites, self.n_reactions = n_met, n_rxn
 
         self.log_k = nn.Parameter(torch.full((n_rxn,), float(config.log_k_init)))
-        self.substrate = SubstrateFunction(config.hidden_dim_sub, config.n_layers_sub, config.activation)
+        self.substrate = SubstrateFunction(
+            config.hidden_dim_sub, config.n_layers_sub, config.activation, config.substrate_input
+        )
         self.node = mlp(
             1 + config.embedding_dim,
             config.hidden_dim_node,

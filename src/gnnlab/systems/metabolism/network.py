@@ -29,10 +29,10 @@ def random_network(config: MetabolismSimulation, rng: np.random.Generator) -> Ne
 
     ``floor(n_reactions * cycle_fraction / cycle_length)`` cycles of ``cycle_length`` metabolites each give
     reactions ``m_i + m_{i+1} -> 2 m_{i+1}`` (the catalyst m_{i+1} turns food m_i into itself). Cycle members
-    are drawn without replacement from a shuffled pool that is refilled when it runs out, so every
-    metabolite is used before any is reused. The remaining reactions are random and mass-balanced (unit
-    masses): 1..max substrates with coefficients in {1, 2}, products on disjoint metabolites splitting the
-    consumed total.
+    are drawn without replacement from a shuffled pool, reshuffled from all metabolites once fewer than
+    ``cycle_length`` remain (the few left over are skipped in that pass). The remaining reactions are random
+    and mass-balanced (unit masses): 1..max substrates with coefficients in {1, 2}, products on disjoint
+    metabolites splitting the consumed total.
     """
     n_met, n_rxn = config.n_metabolites, config.n_reactions
     reactants = np.zeros((n_met, n_rxn), dtype=np.int64)

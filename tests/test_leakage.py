@@ -1,0 +1,95 @@
+"""Ground truth must be unreachable from training: the lesson of 104 iterations lost to a loss that read
+the true type labels. These tests make that a property of the code, not a promise."""
+
+import ast
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gnnlab
+from gnnlab import data
+from gnnlab.data import GROUND_TRUTH_FILE
+from gnnlab.pipeline import train_model
+
+SRC = Path(gnnlab.__file__).parent
+
+
+def test_training_completes_when_ground_truth_cannot_be_loaded(tiny_config, cache, monkeypatch):
+    dataset = data.simulate_cached(tiny_config, cache)
+    (dataset / GROUND_TRUTH_FILE).unlink()
+    real_load = np.load
+
+    def guarded_load(path, *args, **kwargs):
+        if "ground_truth" in str(path):
+            raise AssertionError(f"training tried to read ground truth: {path}")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", guarded_load)
+    monkeypatch.setattr("gnnlab.evaluation.ground_truth.load_ground_truth", _forbidden)
+    observations = data.load_observations(dataset, tiny_config.system)
+    _, result = train_model(tiny_config, observations, progress=False)
+    assert result.status == "ok"
+    assert result.adam_steps > 0
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("ground truth loader called during training")
+
+
+def test_permuting_hidden_type_labels_leaves_the_trained_model_identical(tiny_config, cache, tmp_path):
+    gnnlab.run(tiny_config, tmp_path / "original", cache_dir=cache, progress=False, plots=False)
+    dataset = data.dataset_dir(tiny_config, cache)
+    with np.load(dataset / GROUND_TRUTH_FILE) as archive:
+        truth = dict(archive)
+    permuted = np.random.default_rng(0).permutation(truth["metabolite_types"])
+    assert not np.array_equal(permuted, truth["metabolite_types"])
+    truth["metabolite_types"] = permuted
+    np.savez(dataset / GROUND_TRUTH_FILE, **truth)
+
+    gnnlab.run(tiny_config, tmp_path / "permuted", cache_dir=cache, progress=False, plots=False)
+    original = torch.load(tmp_path / "original" / "model.pt", weights_only=True)
+    again = torch.load(tmp_path / "permuted" / "model.pt", weights_only=True)
+    assert original.keys() == again.keys()
+    for name in original:
+        assert torch.equal(original[name], again[name]), name
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(
+    "module", ["training.py", "data.py", "models/__init__.py", "models/_base.py", "models/metabolism.py"]
+)
+def test_training_side_modules_import_no_evaluation_code(module):
+    imported = _imports(SRC / module)
+    assert not any(name.startswith("gnnlab.evaluation") for name in imported), imported
+
+
+def test_only_the_evaluation_layer_reads_ground_truth_files():
+    read_call = re.compile(r"load_record\(.*GROUND_TRUTH_FILE")
+    readers = [
+        path.relative_to(SRC).as_posix() for path in SRC.rglob("*.py") if read_call.search(path.read_text())
+    ]
+    assert readers == ["evaluation/ground_truth.py"]
+
+
+def test_observation_records_hold_no_hidden_fields(tiny_config, cache):
+    observations = data.load_observations(data.simulate_cached(tiny_config, cache), tiny_config.system)
+    hidden = {
+        "log_k",
+        "metabolite_types",
+        "homeostatic_lambda",
+        "homeostatic_baseline",
+        "clean_concentrations",
+    }
+    assert hidden.isdisjoint(observations.arrays())
