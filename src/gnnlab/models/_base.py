@@ -28,7 +28,9 @@ class DynamicsModel(nn.Module, abc.ABC):
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "silu": nn.SiLU}
 
 
-def mlp(d_in: int, hidden: int, n_layers: int, *, activation: str, zero_output: bool) -> nn.Sequential:
+def mlp(
+    d_in: int, hidden: int, n_layers: int, *, activation: str, zero_output: bool, output_bias: bool = True
+) -> nn.Sequential:
     """An MLP ``d_in -> hidden x n_layers -> 1`` with the named activation.
 
     ``zero_output`` zeroes only the last layer, so the network starts as the zero function while its hidden
@@ -40,10 +42,11 @@ def mlp(d_in: int, hidden: int, n_layers: int, *, activation: str, zero_output: 
     for _ in range(n_layers):
         layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
         width = hidden
-    out = nn.Linear(width, 1)
+    out = nn.Linear(width, 1, bias=output_bias)
     if zero_output:
         nn.init.zeros_(out.weight)
-        nn.init.zeros_(out.bias)
+        if output_bias:
+            nn.init.zeros_(out.bias)
     layers.append(out)
     return nn.Sequential(*layers)
 

@@ -29,27 +29,32 @@ CONCENTRATION_FLOOR = 1e-6  # ln c is taken of max(c, floor): lower readings all
 
 
 class SubstrateFunction(nn.Module):
-    """log g(c, s) with g(1, s) = 1: ``s * (H(x(c), s) - H(x(1), s))``, H = linear + MLP.
+    """log g(c, s) with g(1, s) = 1: ``s * (H(x(c), s) - H(x(1), s))``, H = linear in x + MLP(x, s).
 
     With ``x = ln c`` (default) mass action is H linear; with ``x = c`` (an ablation) it is not representable.
     """
 
     def __init__(self, hidden: int, n_layers: int, activation: str, substrate_input: str):
         super().__init__()
-        self.linear = nn.Linear(2, 1)
-        self.mlp = mlp(2, hidden, n_layers, activation=activation, zero_output=True)
+        # Anything H adds that does not depend on x cancels in H(x(c), s) - H(x(1), s), so the linear part
+        # reads x alone and the MLP has no output bias: no parameter is a dead gauge direction.
+        # The slope starts at 0 (g = 1, no concentration dependence): a randomly signed slope let some
+        # seeds begin with g growing as c -> 0, rates of order 1e7 and a basin the optimiser never left.
+        self.linear = nn.Linear(1, 1, bias=False)
+        nn.init.zeros_(self.linear.weight)
+        self.mlp = mlp(2, hidden, n_layers, activation=activation, zero_output=True, output_bias=False)
         self.log_input = substrate_input == "log_concentration"
 
-    def _h(self, x: Tensor) -> Tensor:
-        return (self.linear(x) + self.mlp(x)).squeeze(-1)
+    def _h(self, x: Tensor, order: Tensor) -> Tensor:
+        return (self.linear(x.unsqueeze(-1)) + self.mlp(torch.stack([x, order], dim=-1))).squeeze(-1)
 
     def forward(self, concentration: Tensor, order: Tensor) -> Tensor:
         """log g for concentrations (..., P) at substrate orders (P,)."""
         order = order.expand_as(concentration)
         c = concentration.clamp_min(CONCENTRATION_FLOOR)
         x, one = (torch.log(c), torch.zeros_like(order)) if self.log_input else (c, torch.ones_like(order))
-        at_c = self._h(torch.stack([x, order], dim=-1))
-        at_one = self._h(torch.stack([one, order], dim=-1))
+        at_c = self._h(x, order)
+        at_one = self._h(one, order)
         return order * (at_c - at_one)
 
 

@@ -1,0 +1,117 @@
+"""The metabolism GNN computes the equation it claims, with the gauge fixed and every part trainable."""
+
+import numpy as np
+import pytest
+import torch
+
+from gnnlab.models import build_model
+from gnnlab.systems import get_system
+from gnnlab.systems.metabolism.network import Network
+from gnnlab.systems.metabolism.simulator import MassAction
+
+
+@pytest.fixture
+def simulated(tiny_config):
+    observations, truth = get_system("metabolism").simulate(tiny_config.simulation)
+    return tiny_config, observations, truth
+
+
+def _set_mass_action(model, log_k):
+    """g = c^s exactly: H(ln c, s) = ln c (the linear part reads ln c with weight 1; the MLP outputs 0)."""
+    with torch.no_grad():
+        model.substrate.linear.weight.copy_(torch.tensor([[1.0]]))
+        model.log_k.copy_(torch.as_tensor(log_k, dtype=torch.float32))
+
+
+def test_with_mass_action_and_true_k_the_reaction_term_is_the_true_reaction_flux(simulated):
+    config, observations, truth = simulated
+    model = build_model(config, observations)
+    _set_mass_action(model, truth.log_k)
+    c = observations.concentrations[0, ::50].astype(np.float64)
+    network = Network(observations.reactants, observations.reactants + observations.stoichiometry)
+    expected = (MassAction(network).unit_rates(c) * 10.0**truth.log_k) @ observations.stoichiometry.T
+    with torch.no_grad():
+        got = model.reaction_term(torch.as_tensor(c, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-5)
+
+
+def test_derivative_adds_node_term_reaction_term_and_known_input(simulated):
+    config, observations, truth = simulated
+    model = build_model(config, observations)
+    c = torch.as_tensor(observations.concentrations[0, :4])
+    u = torch.randn_like(c)
+    with torch.no_grad():
+        total = model.derivative(c, u)
+        parts = model.node_term(c) + model.reaction_term(c) + u
+    torch.testing.assert_close(total, parts)
+
+
+def test_substrate_function_is_one_at_unit_concentration_whatever_its_parameters(simulated):
+    config, observations, _ = simulated
+    model = build_model(config, observations)
+    with torch.no_grad():
+        for p in model.substrate.parameters():
+            p.normal_()
+        log_g = model.substrate(torch.ones(3), torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(log_g, torch.zeros(3))
+
+
+def test_every_parameter_receives_gradient_after_the_first_step(simulated):
+    """Zero output layers start the MLPs as the zero function; one step later nothing is dead (the prior
+    system zeroed every layer of MLP_node, and its slopes stayed exactly 0 for 136 runs)."""
+    config, observations, _ = simulated
+    model = build_model(config, observations)
+    frames = observations.frames("train")
+    c, y = torch.as_tensor(frames.states[:64]), torch.as_tensor(frames.targets[:64])
+    optimizer = torch.optim.Adam(model.param_groups(config.training))
+    for _ in range(2):
+        optimizer.zero_grad()
+        ((model.derivative(c, torch.zeros_like(c)) - y) ** 2).mean().backward()
+        optimizer.step()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} gets no gradient"
+
+
+def test_parameter_groups_carry_the_configured_learning_rates(simulated):
+    config, observations, _ = simulated
+    groups = {g["name"]: g for g in build_model(config, observations).param_groups(config.training)}
+    assert groups.keys() == {"k", "sub", "node", "embedding"}
+    assert groups["k"]["lr"] == config.training.learning_rate_k
+    assert groups["sub"]["lr"] == config.training.learning_rate_sub
+    assert groups["node"]["lr"] == config.training.learning_rate_node
+    assert groups["embedding"]["lr"] == config.training.learning_rate_embedding
+
+
+def test_monotonicity_penalty_is_zero_for_mass_action_and_positive_for_a_decreasing_g(simulated):
+    config, observations, truth = simulated
+    training = config.training.model_copy(update={"coeff_MLP_sub_diff": 1.0})
+    model = build_model(config, observations)
+    c = torch.as_tensor(observations.concentrations[0, :8])
+    _set_mass_action(model, truth.log_k)
+    assert model.penalty(c, training).item() == 0.0
+    with torch.no_grad():
+        model.substrate.linear.weight.copy_(torch.tensor([[-1.0]]))  # g = c^-s decreases
+    assert model.penalty(c, training).item() > 0.0
+
+
+def test_node_l1_penalty_is_off_by_default_and_positive_when_set(simulated):
+    config, observations, _ = simulated
+    model = build_model(config, observations)
+    with torch.no_grad():
+        model.node[-1].bias.fill_(0.5)
+    c = torch.as_tensor(observations.concentrations[0, :8])
+    assert model.penalty(c, config.training).item() == 0.0
+    training = config.training.model_copy(update={"coeff_MLP_node_L1": 2.0})
+    assert model.penalty(c, training).item() == pytest.approx(2.0 * 0.5, rel=1e-5)
+
+
+def test_raw_concentration_input_keeps_the_gauge(tiny_config):
+    config = tiny_config.model_copy(
+        update={"model": tiny_config.model.model_copy(update={"substrate_input": "concentration"})}
+    )
+    observations, _ = get_system("metabolism").simulate(config.simulation)
+    model = build_model(config, observations)
+    with torch.no_grad():
+        for p in model.substrate.parameters():
+            p.normal_()
+        assert model.substrate(torch.ones(2), torch.tensor([1.0, 2.0])).abs().max() == 0.0
