@@ -25,7 +25,10 @@ def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
     return path
 
 
-def message(excinfo: pytest.ExceptionInfo) -> str:
+def config_error(path: Path | None, overrides: list[str] | None = None) -> str:
+    """The message of the ConfigError that loading must raise; it must be one line."""
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path, overrides or [])
     text = str(excinfo.value)
     assert "\n" not in text, f"error message is not one line: {text!r}"
     return text
@@ -69,9 +72,7 @@ def test_config_error_is_a_value_error():
 
 def test_unknown_key_error_names_the_key_the_file_and_the_valid_keys(tmp_path):
     path = write(tmp_path, "training:\n  sed: 3\n")
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path)
-    text = message(excinfo)
+    text = config_error(path)
     assert "training.sed" in text
     assert str(path) in text
     for valid in ("seed", "n_epochs", "batch_size", "learning_rate_k"):
@@ -80,65 +81,49 @@ def test_unknown_key_error_names_the_key_the_file_and_the_valid_keys(tmp_path):
 
 def test_unknown_section_error_lists_the_sections(tmp_path):
     path = write(tmp_path, "simulaton:\n  seed: 3\n")
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path)
-    text = message(excinfo)
+    text = config_error(path)
     assert "'simulaton'" in text and str(path) in text
     assert "model, simulation, system, training" in text
 
 
 def test_invalid_value_error_names_the_key_and_the_value(tmp_path):
     path = write(tmp_path, "training:\n  n_epochs: 0\n")
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path)
-    text = message(excinfo)
+    text = config_error(path)
     assert "training.n_epochs" in text and str(path) in text
     assert "got 0" in text
 
 
 def test_wrong_type_error_names_the_key(tmp_path):
     path = write(tmp_path, "model:\n  activation: relu\n")
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path)
-    assert "model.activation" in message(excinfo)
+    assert "model.activation" in config_error(path)
 
 
 def test_unregistered_system_is_rejected(tmp_path):
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(write(tmp_path, "system: weather\n"))
-    text = message(excinfo)
+    text = config_error(write(tmp_path, "system: weather\n"))
     assert "'weather'" in text and "metabolism" in text
 
 
 def test_missing_file_error_names_the_path(tmp_path):
     path = tmp_path / "absent.yaml"
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path)
-    text = message(excinfo)
+    text = config_error(path)
     assert str(path) in text and "not found" in text
 
 
 def test_invalid_yaml_error_gives_the_line(tmp_path):
     path = write(tmp_path, "simulation:\n  n_metabolites: 10\n  seed: a: b\n")
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path)
-    text = message(excinfo)
+    text = config_error(path)
     assert str(path) in text and "invalid YAML" in text
     assert "line 3" in text
 
 
 def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path):
     path = write(tmp_path, "- 1\n- 2\n")
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path)
-    text = message(excinfo)
+    text = config_error(path)
     assert str(path) in text and "list" in text
 
 
 def test_homeostatic_lists_must_have_one_entry_per_type():
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(None, ["simulation.homeostatic_lambda_per_type=[0.1, 0.2, 0.3]"])
-    text = message(excinfo)
+    text = config_error(None, ["simulation.homeostatic_lambda_per_type=[0.1, 0.2, 0.3]"])
     assert "homeostatic_lambda_per_type" in text and "n_metabolite_types = 2" in text
 
 
@@ -167,9 +152,7 @@ def test_changing_the_number_of_types_requires_matching_lists():
 )
 def test_inconsistent_simulation_settings_are_rejected(override):
     key = override.split("=")[0].split(".")[1]
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(None, [override])
-    assert key in message(excinfo)
+    assert key in config_error(None, [override])
 
 
 # --- overrides ----------------------------------------------------------------------------------------
@@ -205,30 +188,22 @@ def test_later_overrides_win():
 
 
 def test_override_without_equals_sign_is_a_one_line_error():
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(None, ["training.seed"])
-    text = message(excinfo)
+    text = config_error(None, ["training.seed"])
     assert "training.seed" in text and "section.key=value" in text
 
 
 def test_override_with_invalid_yaml_value_is_rejected():
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(None, ["training.seed=[1"])
-    assert "not valid YAML" in message(excinfo)
+    assert "not valid YAML" in config_error(None, ["training.seed=[1"])
 
 
 def test_override_of_an_unknown_key_is_rejected_like_a_file_key():
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(None, ["training.sed=3"])
-    text = message(excinfo)
+    text = config_error(None, ["training.sed=3"])
     assert "training.sed" in text and "seed" in text
 
 
 def test_override_into_a_scalar_is_rejected(tmp_path):
     path = write(tmp_path, "simulation:\n  n_metabolites: 10\n")
-    with pytest.raises(ConfigError) as excinfo:
-        load_config(path, ["simulation.n_metabolites.foo=1"])
-    assert "'n_metabolites' is not a section" in message(excinfo)
+    assert "'n_metabolites' is not a section" in config_error(path, ["simulation.n_metabolites.foo=1"])
 
 
 # --- immutability and hashing -------------------------------------------------------------------------
@@ -279,5 +254,4 @@ def test_list_valued_keys_cannot_be_mutated_after_loading():
 
 
 def test_a_non_text_system_name_is_a_one_line_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="system"):
-        load_config(write(tmp_path, "system: [metabolism]\n"))
+    assert "key 'system'" in config_error(write(tmp_path, "system: [metabolism]\n"))
