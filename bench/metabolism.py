@@ -34,7 +34,7 @@ ABLATIONS: dict[str, list[str]] = {
     "Adam only (no L-BFGS)": ["training.lbfgs_iterations=0"],
     "no per-metabolite loss scaling": ["training.loss_normalisation=none"],
     "g reads raw c (not ln c)": ["model.substrate_input=concentration"],
-    "SiLU instead of tanh": ["model.activation=silu"],
+    "tanh instead of SiLU": ["model.activation=tanh"],
     "all three removed (prior-like)": [
         "training.lbfgs_iterations=0",
         "training.loss_normalisation=none",

@@ -80,7 +80,9 @@ class MetabolismModel(Section):
     n_layers_sub: PositiveInt = 2
     hidden_dim_node: PositiveInt = 16
     n_layers_node: PositiveInt = 2
-    activation: Literal["tanh", "silu"] = "tanh"
+    activation: Literal["tanh", "silu"] = Field(
+        "silu", description="MLP non-linearity; SiLU matched tanh's accuracy on the benchmark and runs faster."
+    )
     substrate_input: Literal["log_concentration", "concentration"] = Field(
         "log_concentration",
         description="What H reads: ln c (mass action exact, decades evened out) or raw c (an ablation).",
