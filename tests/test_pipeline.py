@@ -11,6 +11,7 @@ import gnnlab
 from gnnlab.cli import main
 from gnnlab.config import load_config
 from gnnlab.errors import ConfigError
+from gnnlab.pipeline import write_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,6 +122,16 @@ def test_a_diverging_run_is_recorded_as_failed_without_nan_metrics(tiny_config, 
     assert "rate_constants_R2" not in saved
     assert (out / "analysis.log").read_text().startswith("status: failed: diverged\n")
     assert json.loads((out / "run.json").read_text())["status"] == "failed: diverged"
+
+
+def test_non_finite_numbers_are_written_as_null_so_run_files_stay_strict_json(tmp_path):
+    write_metrics(tmp_path, {"val_loss": math.inf, "test_R2": math.nan, "final_loss": 0.5})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {
+        "val_loss": None,
+        "test_R2": None,
+        "final_loss": 0.5,
+    }
+    assert "val_loss: inf\n" in (tmp_path / "analysis.log").read_text()
 
 
 def test_cli_run_exits_nonzero_with_one_line_on_divergence(tmp_path, capsys):

@@ -42,8 +42,6 @@ from gnnlab.models import DynamicsModel, build_model, count_parameters
 from gnnlab.systems import Observations
 from gnnlab.training import TrainResult, train
 
-RUN_FILES = ("config.yaml", "run.json", "metrics.json", "analysis.log")
-
 
 def resolve_config(config: Config | str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Accept a config object, a YAML path or None (built-in defaults), then apply overrides."""
@@ -93,9 +91,21 @@ def code_revision() -> str:
         return f"gnnlab {__version__}"
 
 
+def _finite_or_none(value: Any) -> Any:
+    """Replace non-finite floats (at any depth) by None: run files must be strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def _write_json(path: Path, payload: Any) -> None:
+    """Write strict JSON atomically, so an interrupted run never leaves a half-written record."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(_finite_or_none(payload), indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
 
 
@@ -107,8 +117,7 @@ def _format(value: Any) -> str:
 
 def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> None:
     """metrics.json (flat, strict JSON: a non-finite float becomes null) and analysis.log (``key: value``)."""
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-    _write_json(out_dir / "metrics.json", clean)
+    _write_json(out_dir / "metrics.json", metrics)
     (out_dir / "analysis.log").write_text("".join(f"{k}: {_format(v)}\n" for k, v in metrics.items()))
 
 
@@ -131,7 +140,15 @@ def evaluate(run_dir: str | Path, *, cache_dir: Path | None = None, plots: bool 
 
 
 def _score_and_write(
-    config, model, observations, dataset, record, history, out_dir, *, plots
+    config: Config,
+    model: DynamicsModel,
+    observations: Observations,
+    dataset: Path,
+    record: dict[str, Any],
+    history: dict[str, list[float]],
+    out_dir: Path,
+    *,
+    plots: bool,
 ) -> dict[str, Any]:
     truth = load_ground_truth(dataset, config.system)
     training = record["training"]
@@ -200,10 +217,7 @@ def run(
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "started": started.isoformat(timespec="seconds"),
-        "training": {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in result.summary().items()
-        },
+        "training": result.summary(),
     }
     _write_json(out_dir / "history.json", result.history)
     if result.status != "ok":

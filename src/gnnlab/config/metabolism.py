@@ -81,7 +81,7 @@ class MetabolismModel(Section):
     hidden_dim_node: PositiveInt = 16
     n_layers_node: PositiveInt = 2
     activation: Literal["tanh", "silu"] = Field(
-        "silu", description="MLP non-linearity; SiLU matched tanh's accuracy on the benchmark and runs faster."
+        "silu", description="MLP non-linearity; SiLU matched tanh's accuracy on the benchmark, and is faster."
     )
     substrate_input: Literal["log_concentration", "concentration"] = Field(
         "log_concentration",

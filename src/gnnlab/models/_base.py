@@ -3,7 +3,6 @@
 import abc
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from gnnlab.config import TrainingBase
@@ -28,14 +27,12 @@ class DynamicsModel(nn.Module, abc.ABC):
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "silu": nn.SiLU}
 
 
-def mlp(
-    d_in: int, hidden: int, n_layers: int, *, activation: str, zero_output: bool, output_bias: bool = True
-) -> nn.Sequential:
-    """An MLP ``d_in -> hidden x n_layers -> 1`` with the named activation.
+def mlp(d_in: int, hidden: int, n_layers: int, *, activation: str, output_bias: bool = True) -> nn.Sequential:
+    """An MLP ``d_in -> hidden x n_layers -> 1`` with the named activation that starts as the zero function.
 
-    ``zero_output`` zeroes only the last layer, so the network starts as the zero function while its hidden
-    layers still pass gradients (zeroing every layer would leave constant features, zero gradients
-    and a dead network).
+    Only the last layer is zeroed, so the hidden layers still pass gradients (zeroing every layer would
+    leave constant features, zero gradients and a dead network). Starting at zero means a term the data
+    do not call for stays out of the vector field.
     """
     layers: list[nn.Module] = []
     width = d_in
@@ -43,10 +40,9 @@ def mlp(
         layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
         width = hidden
     out = nn.Linear(width, 1, bias=output_bias)
-    if zero_output:
-        nn.init.zeros_(out.weight)
-        if output_bias:
-            nn.init.zeros_(out.bias)
+    nn.init.zeros_(out.weight)
+    if output_bias:
+        nn.init.zeros_(out.bias)
     layers.append(out)
     return nn.Sequential(*layers)
 
@@ -64,4 +60,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["DynamicsModel", "check_groups", "count_parameters", "mlp", "torch"]
+__all__ = ["DynamicsModel", "check_groups", "count_parameters", "mlp"]

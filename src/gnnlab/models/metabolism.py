@@ -42,7 +42,7 @@ class SubstrateFunction(nn.Module):
         # seeds begin with g growing as c -> 0, rates of order 1e7 and a basin the optimiser never left.
         self.linear = nn.Linear(1, 1, bias=False)
         nn.init.zeros_(self.linear.weight)
-        self.mlp = mlp(2, hidden, n_layers, activation=activation, zero_output=True, output_bias=False)
+        self.mlp = mlp(2, hidden, n_layers, activation=activation, output_bias=False)
         self.log_input = substrate_input == "log_concentration"
 
     def _h(self, x: Tensor, order: Tensor) -> Tensor:
@@ -88,7 +88,6 @@ class MetabolismGNN(DynamicsModel):
             config.hidden_dim_node,
             config.n_layers_node,
             activation=config.activation,
-            zero_output=True,
         )
         self.embedding = nn.Parameter(0.1 * torch.randn(n_met, config.embedding_dim))
         self.gather = SimpleConv(aggr="sum")
