@@ -125,12 +125,13 @@ def test_a_diverging_run_is_recorded_as_failed_without_nan_metrics(tiny_config, 
 
 
 def test_non_finite_numbers_are_written_as_null_so_run_files_stay_strict_json(tmp_path):
-    write_metrics(tmp_path, {"val_loss": math.inf, "test_R2": math.nan, "final_loss": 0.5})
+    returned = write_metrics(tmp_path, {"val_loss": math.inf, "test_R2": math.nan, "final_loss": 0.5})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {
         "val_loss": None,
         "test_R2": None,
         "final_loss": 0.5,
     }
+    assert returned == {"val_loss": None, "test_R2": None, "final_loss": 0.5}
     assert "val_loss: inf\n" in (tmp_path / "analysis.log").read_text()
 
 

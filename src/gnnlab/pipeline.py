@@ -115,10 +115,14 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> None:
-    """metrics.json (flat, strict JSON: a non-finite float becomes null) and analysis.log (``key: value``)."""
+def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json (flat, strict JSON: a non-finite float becomes null) and analysis.log (``key: value``).
+
+    Returns the metrics as metrics.json holds them, so a fresh run and a resumed one answer alike.
+    """
     _write_json(out_dir / "metrics.json", metrics)
     (out_dir / "analysis.log").write_text("".join(f"{k}: {_format(v)}\n" for k, v in metrics.items()))
+    return _finite_or_none(metrics)
 
 
 def evaluate(run_dir: str | Path, *, cache_dir: Path | None = None, plots: bool = True) -> dict[str, Any]:
@@ -167,10 +171,10 @@ def _score_and_write(
             "simulation_seed": config.simulation.seed,
         }
     )
-    write_metrics(out_dir, metrics)
+    written = write_metrics(out_dir, metrics)
     if plots:
         draw(config.system, model, observations, truth, history, out_dir / "plots")
-    return metrics
+    return written
 
 
 def run(
@@ -228,8 +232,7 @@ def run(
             "message": result.message,
             "training_time_min": result.training_time_s / 60,
         }
-        write_metrics(out_dir, metrics)
-        return metrics
+        return write_metrics(out_dir, metrics)
     torch.save(model.state_dict(), out_dir / "model.pt")
     metrics = _score_and_write(
         config, model, observations, dataset, record, result.history, out_dir, plots=plots
