@@ -18,7 +18,9 @@ ALLOWED = {
     "training": {"config", "systems", "models"},
     "evaluation": {"config", "systems", "data", "models"},
     "pipeline": {"config", "systems", "data", "models", "training", "evaluation"},
-    "cli": {"config", "pipeline"},
+    "cli": {"config", "pipeline", "explore"},
+    # the loop calls runs through pipeline; a forked run enters through the `gnnlab run` command itself
+    "explore": {"config", "pipeline", "cli"},
 }
 
 

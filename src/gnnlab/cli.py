@@ -1,6 +1,8 @@
 """The ``gnnlab`` command: a thin layer over :mod:`gnnlab.pipeline` that turns errors into one line."""
 
 import argparse
+import json
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +25,8 @@ examples:
   gnnlab simulate --set simulation.n_frames=1000
   gnnlab evaluate runs/demo                       # re-score a finished run
   gnnlab config --set training.batch_size=512     # print the resolved config
+  gnnlab explore configs/explore/metabolism.yaml --out runs/explore   # the exploration loop
+  gnnlab explore status runs/explore              # where an exploration stands
 """
 
 
@@ -80,7 +84,88 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("config", help="print the resolved config (defaults and overrides applied)")
     _add_config_args(show)
+
+    explore = commands.add_parser(
+        "explore",
+        help="run the exploration loop (or 'explore status DIR' for where one stands)",
+        description="An agent proposes runs (mutations of a config), a UCB tree over the results chooses "
+        "where to look next, block after block. CONFIG holds a system config and its 'explore' section "
+        "(metric, goal, parameters, slots, budgets). Everything is recorded in DIR/explore.sqlite; "
+        "analysis.md, memory.md, ucb_scores.txt, protocol.md, tree.png and progress.png are rendered "
+        "from it. "
+        "Kill it at any moment and continue with --resume.\n\n"
+        "  gnnlab explore status DIR [--json]   one-screen summary of an exploration (also while it runs)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_args(explore)
+    explore.add_argument("--out", type=Path, required=True, help="exploration directory")
+    explore.add_argument("--iterations", type=int, default=None, help="iteration budget (explore.budget)")
+    explore.add_argument(
+        "--agent",
+        choices=["rule", "random", "optuna", "replay"],
+        default=None,
+        help="who proposes (explore.agent)",
+    )
+    explore.add_argument("--slots", type=int, default=None, help="runs at once (explore.slots)")
+    explore.add_argument("--seed", type=int, default=None, help="the agent's seed (explore.seed)")
+    explore.add_argument("--resume", action="store_true", help="continue the exploration in --out")
+    explore.add_argument(
+        "--replay-from", type=Path, default=None, help="exploration whose proposals to replay"
+    )
+    _add_cache_arg(explore)
+    explore.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def build_status_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gnnlab explore status", description="Where an exploration stands: best node, failures, budget."
+    )
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def _print_status(summary: dict) -> None:
+    best = summary["best"]
+    print(f"{summary['directory']}: agent {summary['agent']}, metric {summary['metric']}")
+    print(
+        f"  iterations {summary['iterations_done']}/{summary['iterations_budget']} "
+        f"in {summary['blocks']} block(s); "
+        f"running {summary['running'] or 'none'}; pending {summary['pending'] or 'none'}"
+    )
+    print(
+        f"  wall {summary['wall_minutes']:.1f} min, runs {summary['run_minutes']:.1f} min, "
+        f"loop overhead {summary['overhead_s_per_iteration']:.2f} s/iteration"
+    )
+    print(f"  failed: {len(summary['failed'])}; rejected proposals: {summary['rejected_proposals']}")
+    for failure in summary["failed"][:5]:
+        print(f"    node {failure['node']}: {failure['reason']}")
+    if best is None:
+        print("  best: none yet")
+        return
+    mean = best["metric_mean"]
+    print(
+        f"  best: node {best['node']}  {summary['metric']} = "
+        + (f"{mean:.4g}" if mean is not None else "n/a")
+        + (f" (mean of {best['n_runs']} runs)" if best["n_runs"] > 1 else "")
+    )
+
+
+def _explore_status(argv: list[str]) -> int:
+    args = build_status_parser().parse_args(argv)
+    from gnnlab.explore import status
+
+    try:
+        summary = status(args.directory)
+    except GnnlabError as exc:
+        print(f"gnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_status(summary)
+    return 0
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -101,7 +186,14 @@ def _print_metrics(metrics: dict) -> None:
             print(f"  {key:<28} {value:.4g}" if isinstance(value, float) else f"  {key:<28} {value}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["explore", "status"]:
+        return _explore_status(argv[2:])
     args = build_parser().parse_args(argv)
     from gnnlab import pipeline  # deferred: keeps --help fast
 
@@ -115,6 +207,27 @@ def main(argv: list[str] | None = None) -> int:
             metrics = pipeline.evaluate(args.run_dir, cache_dir=args.cache, plots=not args.no_plots)
             print(f"{args.run_dir}:")
             _print_metrics(metrics)
+        elif args.command == "explore":
+            from gnnlab.explore import explore
+
+            signal.signal(
+                signal.SIGTERM, _interrupt
+            )  # a scheduler's SIGTERM stops the loop's runs like Ctrl-C
+
+            summary = explore(
+                args.config,
+                args.out,
+                overrides=args.overrides,
+                iterations=args.iterations,
+                agent=args.agent,
+                slots=args.slots,
+                seed=args.seed,
+                resume=args.resume,
+                replay_from=args.replay_from,
+                cache_dir=args.cache,
+                progress=not args.quiet,
+            )
+            _print_status(summary)
         elif args.command == "run":
             config = pipeline.resolve_config(args.config, args.overrides)
             out = (

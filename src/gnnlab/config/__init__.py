@@ -1,7 +1,9 @@
 """Configuration: the only place YAML is parsed and checked.
 
 A config has a ``system`` name and the sections ``simulation``, ``model`` and ``training``. Every section is
-a frozen pydantic model that forbids unknown keys; downstream code trusts what it receives.
+a frozen pydantic model that forbids unknown keys; downstream code trusts what it receives. A file may also
+hold an ``explore`` section (the exploration loop's): it is validated too, then split off, so a run config
+never carries it.
 """
 
 import hashlib
@@ -13,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gnnlab.config._base import Section, TrainingBase
+from gnnlab.config.explore import ExploreConfig
 from gnnlab.config.metabolism import (
     MetabolismConfig,
     MetabolismModel,
@@ -36,8 +39,8 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
-    key = ".".join(str(p) for p in error["loc"]) or "<top level>"
+def _describe(error: dict[str, Any], root: type[BaseModel], prefix: str = "") -> str:
+    key = prefix + ".".join(str(p) for p in error["loc"]) or "<top level>"
     if error["type"] == "extra_forbidden":
         return f"unknown key {key!r}; valid keys here: {', '.join(_valid_keys(root, error['loc']))}"
     message = error["msg"].removeprefix("Value error, ")
@@ -45,12 +48,27 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> str:
     return f"key {key!r}: {message}" + (f" (got {shown})" if len(shown) <= 60 else "")
 
 
+def parse_explore(data: Any, source: str = "<config>") -> ExploreConfig:
+    """Validate the ``explore`` section of a config file."""
+    try:
+        return ExploreConfig.model_validate({} if data is None else data)
+    except ValidationError as exc:
+        messages = "; ".join(_describe(e, ExploreConfig, "explore.") for e in exc.errors())
+        raise ConfigError(f"{source}: {messages}") from None
+
+
 def parse_config(data: Any, source: str = "<config>") -> Config:
-    """Validate a mapping as a config; ``source`` names where it came from in error messages."""
+    """Validate a mapping as a config; ``source`` names where it came from in error messages.
+
+    An ``explore`` section is checked and dropped: it describes a search over runs, not a run.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    if "explore" in data:
+        parse_explore(data["explore"], source)
+        data = {k: v for k, v in data.items() if k != "explore"}
     system = data.get("system", "metabolism")
     if not isinstance(system, str) or system not in CONFIG_TYPES:
         raise ConfigError(
@@ -90,6 +108,12 @@ def apply_overrides(
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config (or the built-in defaults when ``path`` is None) and apply ``--set`` overrides."""
     source = "<defaults>" if path is None else str(path)
+    return parse_config(read_config_data(path, overrides), source)
+
+
+def read_config_data(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The mapping of a YAML config file with ``--set`` overrides applied, not yet validated."""
+    source = "<defaults>" if path is None else str(path)
     data: Any = {}
     if path is not None:
         path = Path(path)
@@ -107,7 +131,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     if overrides:
         data = apply_overrides(data, overrides, source)
-    return parse_config(data, source)
+    return data
+
+
+def load_explore(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[Config, ExploreConfig]:
+    """The run config and the ``explore`` section of one YAML file (``--set explore.key=v`` works too)."""
+    data = read_config_data(path, overrides)
+    explore = parse_explore(data.get("explore"), str(path))
+    return parse_config(data, str(path)), explore
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
@@ -132,6 +165,7 @@ __all__ = [
     "CONFIG_TYPES",
     "Config",
     "ConfigError",
+    "ExploreConfig",
     "MetabolismConfig",
     "MetabolismModel",
     "MetabolismSimulation",
@@ -142,6 +176,9 @@ __all__ = [
     "config_to_dict",
     "dump_config",
     "load_config",
+    "load_explore",
     "parse_config",
+    "parse_explore",
+    "read_config_data",
     "simulation_hash",
 ]

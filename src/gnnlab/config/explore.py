@@ -1,0 +1,132 @@
+"""Schema of the ``explore`` section: what the exploration loop may change, how it scores, and its budgets.
+
+The section lives in the same YAML file as the system config it explores. It is validated here, like every
+other section (unknown keys are errors naming the key), and then split off: runs never carry it, so a node's
+``config.yaml`` is an ordinary run config that ``gnnlab run`` reproduces on its own.
+"""
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+from gnnlab.config._base import Section
+
+SlotRole = Literal["exploit", "explore", "principle-test"]
+AgentName = Literal["rule", "random", "optuna", "replay"]
+
+
+class Parameter(Section):
+    """One searchable key: its type, its range or choices, and whether the loop may touch it.
+
+    ``frozen`` parameters are declared so that a proposal changing them is rejected with a reason (rather
+    than "unknown key"), and so the protocol can list them as forbidden.
+    """
+
+    type: Literal["float", "int", "categorical", "bool"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = Field(False, description="Search (and step) in log space; needs low > 0.")
+    choices: tuple[Any, ...] | None = None
+    frozen: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Parameter":
+        if self.type in ("float", "int"):
+            if self.low is None or self.high is None:
+                raise ValueError(f"a {self.type} parameter needs low and high")
+            if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low > self.high:
+                raise ValueError(f"low <= high must hold (got low={self.low}, high={self.high})")
+            if self.log and self.low <= 0:
+                raise ValueError(f"log scale needs low > 0 (got low={self.low})")
+            if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+                raise ValueError("an int parameter needs integer low and high")
+            if self.choices is not None:
+                raise ValueError(f"choices are for categorical parameters, not {self.type}")
+        elif self.type == "categorical":
+            if not self.choices or len(self.choices) < 2:
+                raise ValueError("a categorical parameter needs at least two choices")
+            if len(set(map(repr, self.choices))) != len(self.choices):
+                raise ValueError("categorical choices must be distinct")
+        if self.type in ("categorical", "bool") and (
+            self.low is not None or self.high is not None or self.log
+        ):
+            raise ValueError(f"low, high and log are for numeric parameters, not {self.type}")
+        return self
+
+
+class Target(Section):
+    """Goal ``target: v``: the closer the metric to v the better, so 3.0 does not beat 1.0 when v = 1."""
+
+    target: float
+
+
+class Regime(Section):
+    """A simulation variant the loop may switch to at a block end (``set`` holds dotted keys)."""
+
+    name: str
+    set: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _dotted(self) -> "Regime":
+        for key in self.set:
+            if "." not in key:
+                raise ValueError(f"regime {self.name!r}: key {key!r} must be dotted (section.key)")
+        return self
+
+
+class Budget(Section):
+    iterations: PositiveInt = 24
+    wall_minutes: PositiveFloat | None = Field(None, description="Stop proposing once this much time passed.")
+
+
+class ExploreConfig(Section):
+    """The ``explore`` section. Defaults follow the seed documents (4 slots, roles, c = 1.414)."""
+
+    metric: str = "rate_constants_R2"
+    goal: Literal["maximize", "minimize"] | Target = "maximize"
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    per_slot: dict[str, tuple[Any, ...]] = Field(
+        default_factory=dict, description="Keys fixed per slot: slot s always runs with value [s % len]."
+    )
+    n_iter_block: PositiveInt = 12
+    ucb_c: NonNegativeFloat = 1.414
+    ucb_form: Literal["seeds", "ucb1"] = "seeds"
+    slots: PositiveInt = 4
+    slot_roles: tuple[SlotRole, ...] = ("exploit", "exploit", "explore", "principle-test")
+    robustness_seeds: tuple[int, ...] = Field(
+        (), description="Training seeds for re-runs of a new best node; its reward becomes the mean."
+    )
+    regimes: tuple[Regime, ...] = ()
+    budget: Budget = Budget()
+    run_timeout_minutes: PositiveFloat = 30.0
+    agent: AgentName = "rule"
+    seed: int = Field(0, description="Seeds the agent (rule, random, optuna); runs keep their own seeds.")
+    plots: bool = Field(
+        True,
+        description="Runs write their figures (agents read them) and the loop draws tree.png, progress.png.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExploreConfig":
+        for key in [*self.parameters, *self.per_slot]:
+            if "." not in key:
+                raise ValueError(f"parameter {key!r} must be a dotted key (section.key)")
+        both = set(self.parameters) & set(self.per_slot)
+        if both:
+            raise ValueError(f"keys cannot be both searched and fixed per slot: {sorted(both)}")
+        for key, values in self.per_slot.items():
+            if not values:
+                raise ValueError(f"per_slot {key!r} needs at least one value")
+        if len(self.slot_roles) < 1:
+            raise ValueError("slot_roles needs at least one role")
+        if not any(not p.frozen for p in self.parameters.values()) and self.agent != "replay":
+            raise ValueError("explore.parameters declares no searchable (non-frozen) key")
+        return self
+
+    def role(self, slot: int) -> SlotRole:
+        """Roles repeat when there are more slots than roles."""
+        return self.slot_roles[slot % len(self.slot_roles)]
+
+
+__all__ = ["Budget", "ExploreConfig", "Parameter", "Regime", "Target"]

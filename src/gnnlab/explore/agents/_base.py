@@ -1,0 +1,139 @@
+"""The agent interface: how anything that proposes experiments plugs into the loop.
+
+Contract (what the loop guarantees and what it expects):
+
+* :meth:`Agent.propose` is called once per round with the slots to fill (iteration number, slot index, role)
+  and a read-only :class:`Context`: every node so far, rewards, the current block's UCB table, the rules.
+  It returns exactly one :class:`Proposal` per slot, in the same order. It must not run anything or write
+  anywhere; the loop records, validates and executes.
+* A proposal is never trusted: the loop checks it against the search space (declared, non-frozen,
+  non-per-slot keys, typed values in range, a valid run config, a parent in the current block). An invalid
+  proposal is recorded with its reason and the ``rule`` agent fills that slot instead.
+* :meth:`Agent.end_block` is called once after every node of a block has finished; it returns the block
+  summary, the rewritten rules and an optional regime for the next block. The default implementation is the
+  seeds' statistics-driven rewrite; LLM agents may override it.
+* For ``--resume`` and ``replay`` to be exact, an agent's answers must depend only on its arguments
+  (derive randomness from ``context.seed`` and the iteration numbers, never from hidden state).
+"""
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from gnnlab.config.explore import ExploreConfig
+from gnnlab.explore.knowledge import BlockStats, Rules, block_stats, principles, rewrite_rules
+from gnnlab.explore.space import SearchSpace
+from gnnlab.explore.store import Node
+from gnnlab.explore.tree import UcbEntry, node_rewards
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    iteration: int
+    slot: int
+    role: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """One experiment: a mutation of a parent's config (``parent=None``: the block's root config).
+
+    A robustness re-run sets ``robust_of`` and ``training_seed`` and leaves ``mutation`` empty.
+    """
+
+    mutation: dict[str, Any]
+    parent: int | None = None
+    strategy: str = "exploit"
+    rationale: str = ""
+    robust_of: int | None = None
+    training_seed: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    spec: ExploreConfig
+    space: SearchSpace
+    nodes: tuple[Node, ...]
+    block: int
+    root_config: dict[str, Any]
+    ucb: tuple[UcbEntry, ...]
+    rules: Rules
+    seed: int
+    regimes_used: tuple[str | None, ...] = ()
+
+    @property
+    def rewards(self) -> dict[int, float]:
+        return node_rewards(self.spec, self.nodes)
+
+    def block_nodes(self, *, finished: bool = True, reruns: bool = False) -> list[Node]:
+        return [
+            n
+            for n in self.nodes
+            if n.block == self.block and (n.is_finished or not finished) and (reruns or n.robust_of is None)
+        ]
+
+    def config_of(self, parent: int | None) -> dict[str, Any]:
+        if parent is None:
+            return self.root_config
+        return next(n.config for n in self.nodes if n.id == parent)
+
+    def best(self) -> Node | None:
+        """The block's best finished tree node (ties: the earlier one)."""
+        rewards = self.rewards
+        scored = [n for n in self.block_nodes() if n.id in rewards]
+        return max(scored, key=lambda n: (rewards[n.id], -n.id)) if scored else None
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockDecision:
+    summary: dict[str, Any]
+    rules: Rules
+    regime: str | None
+    reasons: tuple[str, ...] = ()
+
+
+def default_end_block(context: Context) -> BlockDecision:
+    """Summarise the block, rewrite the rules from its statistics, and move to the next unused regime once
+    the block has converged (stuck: its best did not improve over its second half)."""
+    stats: BlockStats = block_stats(context.spec, context.nodes, context.block)
+    rules, reasons = rewrite_rules(context.rules, stats, context.spec.slots)
+    in_block = context.block_nodes()
+    strategies: dict[str, list[int]] = {}
+    for n in in_block:
+        strategies.setdefault(n.strategy, []).append(n.id)
+    summary = {
+        "block": context.block,
+        "n_nodes": stats.n_nodes,
+        "best_node": stats.best_node,
+        "best_reward": stats.best_reward,
+        "converged": stats.stuck,
+        "branching_rate": stats.branching_rate,
+        "improvement_rate": stats.improvement_rate,
+        "failed": [n.id for n in in_block if n.status == "failed"],
+        "strategies": {k: len(v) for k, v in sorted(strategies.items())},
+        "principles": [p.text(context.spec.metric) for p in principles(context.spec, context.nodes)[:5]],
+    }
+    regime = None
+    if stats.stuck and context.spec.regimes:
+        unused = [r.name for r in context.spec.regimes if r.name not in context.regimes_used]
+        if unused:
+            regime = unused[0]
+            reasons.append(f"block converged: next regime {regime!r}")
+    return BlockDecision(summary, rules, regime, tuple(reasons))
+
+
+class Agent(abc.ABC):
+    """Proposes the experiments of a round and takes the block-end decisions. See the module docstring."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def propose(self, context: Context, slots: Sequence[Slot]) -> list[Proposal]:
+        """One proposal per slot, in order."""
+
+    def end_block(self, context: Context) -> BlockDecision:
+        return default_end_block(context)
+
+
+__all__ = ["Agent", "BlockDecision", "Context", "Proposal", "Slot", "default_end_block"]
