@@ -42,9 +42,9 @@ def optimisers(
     """Riemannian Adam for manifold parameters, AdamW for Euclidean ones (curvature at its own rate and
     without weight decay, which would pull it towards flat space)."""
     on_manifold = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
-    curvature = [p for name, p in model.named_parameters() if name.startswith("manifold.")]
+    curvature = [p for name, p in model.named_parameters() if name.startswith("manifold.") and p.requires_grad]
     taken = {id(p) for p in on_manifold + curvature}
-    euclidean = [p for p in model.parameters() if id(p) not in taken]
+    euclidean = [p for p in model.parameters() if id(p) not in taken and p.requires_grad]
     groups: list[dict[str, Any]] = [{"params": euclidean, "lr": training.learning_rate}]
     if curvature:
         groups.append({"params": curvature, "lr": training.learning_rate_curvature, "weight_decay": 0.0})

@@ -54,11 +54,10 @@ def load_files(config: PerturbationSimulation) -> tuple[PerturbationObservations
     train_cells = np.isin(labels, perturbations[~np.isin(perturbations, heldout)]) | (
         labels == config.control_label
     )
+    test_cells = np.isin(labels, heldout) | (labels == config.control_label)
     test = anndata.AnnData(
-        X=counts[np.isin(labels, heldout) | (labels == config.control_label)],
-        obs=pd.DataFrame(
-            {"perturbation": labels[np.isin(labels, heldout) | (labels == config.control_label)]}
-        ),
+        X=counts[test_cells],
+        obs=pd.DataFrame({"perturbation": labels[test_cells]}, index=adata.obs_names[test_cells]),
     )
     measured_labels, measured = pseudobulk_effects(test, "perturbation", config.control_label)
     observations = PerturbationObservations(

@@ -21,7 +21,7 @@ class RegulatoryNetwork:
     edge_index: np.ndarray  # (2, E) int: regulator, target
     sign: np.ndarray  # (E,) +1 activation, -1 repression
     weight: np.ndarray  # (E,) > 0
-    depth: np.ndarray  # (G,) int, shortest distance from a gene with no regulator
+    depth: np.ndarray  # (G,) int, level in the tree (random control: distance from an unregulated gene)
 
     @property
     def n_genes(self) -> int:
@@ -94,7 +94,7 @@ def tree_network(
     if cross:
         edges = np.concatenate([edges, np.array(cross).T], axis=1)
     sign, weight = _signed(edges, weight_min, weight_max, rng)
-    return RegulatoryNetwork(edges, sign, weight, _depths(n_genes, edges))
+    return RegulatoryNetwork(edges, sign, weight, depth)  # the level in the tree; cross-edges skip levels
 
 
 def random_network(
