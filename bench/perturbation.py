@@ -161,33 +161,51 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[8])
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="run directories (finished runs there are reused, not rerun)",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra override")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "perturbation.json")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="gnnlab-bench-perturbation-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gnnlab-bench-perturbation-"))
     cache = workdir / "cache"
-    jobs, meta = [], []
+    # cheap stability runs first, then seed by seed, so a cut-short benchmark still compares like with like
+    settings: list[tuple[str, list[str], dict]] = []
+    for name, overrides in FAILED_BEFORE.items():
+        for geometry in ("poincare", "euclidean"):
+            extra = [f"model.geometry={geometry}", *args.overrides, *overrides]
+            settings.append(
+                (f"tree   {geometry} {name}", extra, {"network": "tree", "dim": 8, "model": geometry})
+            )
+    by_seed = []
     for network in ("tree", "random"):
         for dim in args.dims:
             for model, overrides in MODELS.items():
                 if model == "MLP (no graph)" and dim != args.dims[-1]:
                     continue  # the MLP has no embedding dimension
                 label = f"{network:6s} {model}" + ("" if model.startswith("MLP") else f" d={dim}")
-                for seed in args.seeds:
-                    out = workdir / f"{label.replace(' ', '_')}-{seed}"
-                    extra = [f"simulation.network={network}", f"model.embedding_dim={dim}", *overrides]
-                    extra += args.overrides
-                    jobs.append((label, extra, seed, args.threads, str(out), str(cache)))
-                    meta.append({"network": network, "dim": dim, "model": model})
-    for name, overrides in FAILED_BEFORE.items():
-        for geometry in ("poincare", "euclidean"):
-            label = f"tree   {geometry} {name}"
-            for seed in args.seeds:
-                out = workdir / f"{label.replace(' ', '_').replace(',', '')}-{seed}"
-                extra = [f"model.geometry={geometry}", *args.overrides, *overrides]
-                jobs.append((label, extra, seed, args.threads, str(out), str(cache)))
-                meta.append({"network": "tree", "dim": 8, "model": f"{geometry} {name}"})
+                extra = [
+                    f"simulation.network={network}",
+                    f"model.embedding_dim={dim}",
+                    *overrides,
+                    *args.overrides,
+                ]
+                by_seed.append((label, extra, {"network": network, "dim": dim, "model": model}))
+    jobs, meta = [], []
+    for seed_major, group in ((False, settings), (True, by_seed)):
+        order = (
+            [(s, g) for s in args.seeds for g in group]
+            if seed_major
+            else [(s, g) for g in group for s in args.seeds]
+        )
+        for seed, (label, extra, info) in order:
+            out = workdir / f"{label.replace(' ', '_').replace(',', '')}-{seed}"
+            jobs.append((label, extra, seed, args.threads, str(out), str(cache)))
+            meta.append(info)
 
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

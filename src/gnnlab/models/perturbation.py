@@ -48,6 +48,20 @@ def gene_features(observations: PerturbationObservations) -> np.ndarray:
     return np.concatenate([response, log_mean[:, None]], axis=1).astype(np.float32)
 
 
+def measured_terms(observations: PerturbationObservations) -> tuple[Tensor, Tensor, Tensor]:
+    """What both models start from: standardised gene features (G, F), each gene's mean measured change
+    under the training knock-downs of *other* genes (G,) (the mean-effect baseline), and the mean change of
+    a knocked gene itself ()."""
+    features = torch.as_tensor(gene_features(observations))
+    standardised = (features - features.mean(0)) / features.std(0).clamp_min(1e-6)
+    labels, effects = observations.effects()
+    own = (np.arange(len(labels)), observations.gene_index(labels))
+    off_target = effects.astype(np.float64)
+    off_target[own] = np.nan
+    offset = torch.as_tensor(np.nan_to_num(np.nanmean(off_target, axis=0)), dtype=torch.float32)
+    return standardised, offset, torch.tensor(float(effects[own].mean()))
+
+
 def make_manifold(model: PerturbationModel) -> geoopt.Stereographic:
     """The Poincaré ball of curvature -c (learned if asked), or the flat twin (curvature 0)."""
     if model.geometry == "poincare":
@@ -103,14 +117,9 @@ class PerturbationGNN(nn.Module):
 
     def __init__(self, observations: PerturbationObservations, config: PerturbationModel):
         super().__init__()
-        features = torch.as_tensor(gene_features(observations))
-        mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
-        self.register_buffer("features", (features - mean) / std)
+        features, offset, self_effect = measured_terms(observations)
+        self.register_buffer("features", features)
         self.input_clip = config.input_clip
-        labels, effects = observations.effects()
-        off_target = effects.astype(np.float64)
-        knocked = observations.gene_index(labels)
-        off_target[np.arange(len(labels)), knocked] = np.nan
         g = observations.n_genes
         edges = torch.as_tensor(observations.observed_edges, dtype=torch.long)
         edge_index, edge_weight = gcn_norm(to_undirected(edges, num_nodes=g), None, g, add_self_loops=True)
@@ -129,10 +138,8 @@ class PerturbationGNN(nn.Module):
         )
         self.sign = nn.Linear(features.shape[1], 1)
         self.decoder = mlp(2, config.decoder_hidden_dim, 2, activation="silu")
-        self.offset = nn.Parameter(
-            torch.as_tensor(np.nan_to_num(np.nanmean(off_target, axis=0)), dtype=torch.float32)
-        )
-        self.self_effect = nn.Parameter(torch.tensor(float(effects[np.arange(len(labels)), knocked].mean())))
+        self.offset = nn.Parameter(offset)
+        self.self_effect = nn.Parameter(self_effect)
 
     def inputs(self, x: Tensor | None = None) -> Tensor:
         """Standardised gene features (or ``x``), clipped so no value can overflow the encoder."""
@@ -178,14 +185,9 @@ class PerturbationMLP(nn.Module):
 
     def __init__(self, observations: PerturbationObservations, config: PerturbationModel):
         super().__init__()
-        features = torch.as_tensor(gene_features(observations))
-        mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
-        self.register_buffer("features", (features - mean) / std)
+        features, offset, self_effect = measured_terms(observations)
+        self.register_buffer("features", features)
         self.input_clip = config.input_clip
-        labels, effects = observations.effects()
-        knocked = observations.gene_index(labels)
-        off_target = effects.astype(np.float64)
-        off_target[np.arange(len(labels)), knocked] = np.nan
         layers: list[nn.Module] = []
         width = features.shape[1]
         for _ in range(config.n_layers):
@@ -195,10 +197,8 @@ class PerturbationMLP(nn.Module):
         nn.init.zeros_(out.weight)
         nn.init.zeros_(out.bias)
         self.mlp = nn.Sequential(*layers, out)
-        self.offset = nn.Parameter(
-            torch.as_tensor(np.nan_to_num(np.nanmean(off_target, axis=0)), dtype=torch.float32)
-        )
-        self.self_effect = nn.Parameter(torch.tensor(float(effects[np.arange(len(labels)), knocked].mean())))
+        self.offset = nn.Parameter(offset)
+        self.self_effect = nn.Parameter(self_effect)
 
     def predict(self, knocked: Tensor) -> Tensor:
         """Log-fold changes (P, G) of every gene under knock-down of each gene index in ``knocked`` (P,)."""
@@ -222,4 +222,5 @@ __all__ = [
     "build_perturbation_model",
     "gene_features",
     "make_manifold",
+    "measured_terms",
 ]

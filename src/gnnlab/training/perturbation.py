@@ -42,7 +42,7 @@ def optimisers(
     """Riemannian Adam for manifold parameters, AdamW for Euclidean ones (curvature at its own rate and
     without weight decay, which would pull it towards flat space)."""
     on_manifold = [p for p in model.parameters() if isinstance(p, geoopt.ManifoldParameter)]
-    curvature = [p for name, p in model.named_parameters() if name.startswith("manifold.") and p.requires_grad]
+    curvature = [p for n, p in model.named_parameters() if n.startswith("manifold.") and p.requires_grad]
     taken = {id(p) for p in on_manifold + curvature}
     euclidean = [p for p in model.parameters() if id(p) not in taken and p.requires_grad]
     groups: list[dict[str, Any]] = [{"params": euclidean, "lr": training.learning_rate}]
