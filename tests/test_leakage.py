@@ -68,7 +68,16 @@ def _imports(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["training.py", "data.py", "models/__init__.py", "models/_base.py", "models/metabolism.py"]
+    "module",
+    [
+        "training/__init__.py",
+        "training/perturbation.py",
+        "data.py",
+        "models/__init__.py",
+        "models/_base.py",
+        "models/metabolism.py",
+        "models/perturbation.py",
+    ],
 )
 def test_training_side_modules_import_no_evaluation_code(module):
     imported = _imports(SRC / module)
@@ -93,3 +102,49 @@ def test_observation_records_hold_no_hidden_fields(tiny_config, cache):
         "clean_concentrations",
     }
     assert hidden.isdisjoint(observations.arrays())
+
+
+def test_perturbation_training_completes_when_ground_truth_cannot_be_loaded(
+    perturbation_config, cache, monkeypatch
+):
+    dataset = data.simulate_cached(perturbation_config, cache)
+    (dataset / GROUND_TRUTH_FILE).unlink()
+    real_load = np.load
+
+    def guarded_load(path, *args, **kwargs):
+        if "ground_truth" in str(path):
+            raise AssertionError(f"training tried to read ground truth: {path}")
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", guarded_load)
+    monkeypatch.setattr("gnnlab.evaluation.ground_truth.load_ground_truth", _forbidden)
+    observations = data.load_observations(dataset, perturbation_config.system)
+    _, result = train_model(perturbation_config, observations, progress=False)
+    assert result.status == "ok"
+    assert result.optimiser_steps > 0
+
+
+def test_overwriting_the_true_effects_leaves_the_trained_perturbation_model_identical(
+    perturbation_config, cache, tmp_path
+):
+    gnnlab.run(perturbation_config, tmp_path / "original", cache_dir=cache, progress=False, plots=False)
+    dataset = data.dataset_dir(perturbation_config, cache)
+    with np.load(dataset / GROUND_TRUTH_FILE) as archive:
+        truth = dict(archive)
+    truth["effects"] = np.random.default_rng(0).normal(size=truth["effects"].shape).astype(np.float32)
+    truth["edge_sign"] = -truth["edge_sign"]
+    np.savez(dataset / GROUND_TRUTH_FILE, **truth)
+
+    gnnlab.run(perturbation_config, tmp_path / "changed", cache_dir=cache, progress=False, plots=False)
+    original = torch.load(tmp_path / "original" / "model.pt", weights_only=True)
+    again = torch.load(tmp_path / "changed" / "model.pt", weights_only=True)
+    assert original.keys() == again.keys()
+    for name in original:
+        assert torch.equal(original[name], again[name]), name
+
+
+def test_perturbation_observations_hold_no_hidden_fields_and_no_held_out_cells(perturbation_config, cache):
+    observations = data.load_observations(data.simulate_cached(perturbation_config, cache), "perturbation")
+    hidden = {"effects", "perturbations", "edge_index", "edge_sign", "edge_weight", "depth"}
+    assert hidden.isdisjoint(observations.arrays())
+    assert set(observations.heldout_perturbations).isdisjoint(set(observations.perturbation))

@@ -14,7 +14,8 @@ DESCRIPTION = """\
 Simulate a dynamical system on a graph, train a GNN on the observations only, and score how well it
 recovered the hidden mechanics (rate constants, homeostasis, metabolite types).
 
-With no CONFIG every command uses the built-in metabolism benchmark (configs/metabolism.yaml).
+With no CONFIG every command uses the built-in metabolism benchmark (configs/metabolism.yaml);
+configs/perturbation.yaml is the gene-perturbation benchmark.
 Datasets are cached under $GNNLAB_CACHE (default ~/.cache/gnnlab), keyed by the simulation section's hash.
 """
 
@@ -22,6 +23,7 @@ EPILOG = """\
 examples:
   gnnlab run --out runs/demo                      # the benchmark on the built-in defaults
   gnnlab run configs/metabolism.yaml --out runs/s1 --set training.seed=1
+  gnnlab run configs/perturbation.yaml --out runs/p1 --set model.geometry=euclidean
   gnnlab simulate --set simulation.n_frames=1000
   gnnlab evaluate runs/demo                       # re-score a finished run
   gnnlab config --set training.batch_size=512     # print the resolved config
@@ -176,6 +178,11 @@ def _print_metrics(metrics: dict) -> None:
         "n_outliers",
         "n_identifiable",
         "test_R2",
+        "top20_pearson",
+        "baseline_top20_pearson",
+        "pearson",
+        "sign_accuracy",
+        "edge_auroc",
         "val_loss",
         "training_time_min",
         "frames_per_second",

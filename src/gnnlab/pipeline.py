@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from gnnlab import data
 from gnnlab._version import __version__
@@ -38,9 +39,9 @@ from gnnlab.errors import ConfigError, DataError
 from gnnlab.evaluation import evaluate as score
 from gnnlab.evaluation import load_ground_truth
 from gnnlab.evaluation import plot as draw
-from gnnlab.models import DynamicsModel, build_model, count_parameters
+from gnnlab.models import build_model, count_parameters
 from gnnlab.systems import Observations
-from gnnlab.training import TrainResult, train
+from gnnlab.training import TRAINERS
 
 
 def resolve_config(config: Config | str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -61,16 +62,10 @@ def simulate(
 
 def train_model(
     config: Config, observations: Observations, *, progress: bool = True
-) -> tuple[DynamicsModel, TrainResult]:
-    """Build the model from ``config.training.seed`` and fit it to the observations' training runs."""
+) -> tuple[nn.Module, Any]:
+    """Build the model from ``config.training.seed`` and fit it with its system's trainer."""
     model = build_model(config, observations)
-    result = train(
-        model,
-        observations.frames("train"),
-        observations.frames("validation"),
-        config.training,
-        progress=progress,
-    )
+    result = TRAINERS[config.system](model, observations, config.training, progress=progress)
     return model, result
 
 
@@ -145,7 +140,7 @@ def evaluate(run_dir: str | Path, *, cache_dir: Path | None = None, plots: bool 
 
 def _score_and_write(
     config: Config,
-    model: DynamicsModel,
+    model: nn.Module,
     observations: Observations,
     dataset: Path,
     record: dict[str, Any],
@@ -158,14 +153,13 @@ def _score_and_write(
     training = record["training"]
     metrics: dict[str, Any] = {"status": record["status"]}
     metrics.update(score(config.system, model, observations, truth))
+    for key, value in training.items():  # whatever the system's trainer summarised, in its order
+        if key == "training_time_s":
+            metrics["training_time_min"] = value / 60.0
+        elif key not in ("status", "message"):
+            metrics[key] = value
     metrics.update(
         {
-            "val_loss": training["val_loss"],
-            "final_loss": training["final_loss"],
-            "training_time_min": training["training_time_s"] / 60.0,
-            "frames_per_second": training["frames_per_second"],
-            "adam_steps": training["adam_steps"],
-            "lbfgs_iterations": training["lbfgs_iterations"],
             "n_parameters": count_parameters(model),
             "training_seed": config.training.seed,
             "simulation_seed": config.simulation.seed,

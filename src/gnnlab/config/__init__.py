@@ -22,10 +22,16 @@ from gnnlab.config.metabolism import (
     MetabolismSimulation,
     MetabolismTraining,
 )
+from gnnlab.config.perturbation import (
+    PerturbationConfig,
+    PerturbationModel,
+    PerturbationSimulation,
+    PerturbationTraining,
+)
 from gnnlab.errors import ConfigError
 
-Config = MetabolismConfig  # becomes a Union as systems are added
-CONFIG_TYPES: dict[str, type[Config]] = {"metabolism": MetabolismConfig}
+Config = MetabolismConfig | PerturbationConfig
+CONFIG_TYPES: dict[str, type[Config]] = {"metabolism": MetabolismConfig, "perturbation": PerturbationConfig}
 
 
 def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -170,6 +176,10 @@ __all__ = [
     "MetabolismModel",
     "MetabolismSimulation",
     "MetabolismTraining",
+    "PerturbationConfig",
+    "PerturbationModel",
+    "PerturbationSimulation",
+    "PerturbationTraining",
     "Section",
     "TrainingBase",
     "apply_overrides",

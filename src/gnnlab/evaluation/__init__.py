@@ -4,11 +4,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gnnlab.evaluation import metabolism
+from gnnlab.evaluation import metabolism, perturbation
 from gnnlab.evaluation.ground_truth import load_ground_truth
 
-EVALUATORS: dict[str, Callable[..., dict[str, float]]] = {"metabolism": metabolism.evaluate}
-PLOTTERS: dict[str, Callable[..., list[Path]]] = {"metabolism": metabolism.plot}
+EVALUATORS: dict[str, Callable[..., dict[str, float]]] = {
+    "metabolism": metabolism.evaluate,
+    "perturbation": perturbation.evaluate,
+}
+PLOTTERS: dict[str, Callable[..., list[Path]]] = {
+    "metabolism": metabolism.plot,
+    "perturbation": perturbation.plot,
+}
 
 
 def evaluate(system: str, model: Any, observations: Any, truth: Any) -> dict[str, float]:

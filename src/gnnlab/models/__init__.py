@@ -1,16 +1,24 @@
 """Learnable models, one per system, registered by name."""
 
+from collections.abc import Callable
+
 import torch
+from torch import nn
 
 from gnnlab.config import Config
 from gnnlab.models._base import DynamicsModel, count_parameters
 from gnnlab.models.metabolism import MetabolismGNN
+from gnnlab.models.perturbation import build_perturbation_model
 from gnnlab.systems import Observations
 
-MODELS: dict[str, type[DynamicsModel]] = {"metabolism": MetabolismGNN}
+# system -> model(observations, model section)
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "metabolism": MetabolismGNN,
+    "perturbation": build_perturbation_model,
+}
 
 
-def build_model(config: Config, observations: Observations) -> DynamicsModel:
+def build_model(config: Config, observations: Observations) -> nn.Module:
     """The model of ``config.system``, initialised from ``config.training.seed``.
 
     The global RNG is left as it was, so building a model never shifts other random streams.

@@ -3,8 +3,9 @@
 from gnnlab.errors import ConfigError
 from gnnlab.systems._base import Frames, GroundTruth, Observations, Record, System
 from gnnlab.systems.metabolism.simulator import MetabolismSystem
+from gnnlab.systems.perturbation.simulator import PerturbationSystem
 
-SYSTEMS: dict[str, System] = {system.name: system for system in (MetabolismSystem(),)}
+SYSTEMS: dict[str, System] = {system.name: system for system in (MetabolismSystem(), PerturbationSystem())}
 
 
 def get_system(name: str) -> System:

@@ -8,7 +8,7 @@ so training code can be handed the first without any path to the second.
 
 import abc
 import dataclasses
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -38,12 +38,9 @@ class Frames:
 
 
 @dataclasses.dataclass(frozen=True)
-class Observations(Record, abc.ABC):
-    """What training may see. Subclasses add their fields and say how they become training pairs."""
-
-    @abc.abstractmethod
-    def frames(self, split: Literal["train", "validation"]) -> Frames:
-        """The (state, input, target) pairs of the training or the held-out runs."""
+class Observations(Record):
+    """What training may see. Subclasses add their fields and the views their trainer reads (a dynamics
+    system's ``frames(split)``: :class:`Frames` of the training or held-out runs)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""The training loop: Adam on mini-batches of frames, then an optional full-batch L-BFGS refinement.
+"""Trainers, one per kind of model, registered by system in :data:`TRAINERS`.
+
+This module holds the dynamics trainer (metabolism's): Adam on mini-batches of frames, then an optional
+full-batch L-BFGS refinement. :mod:`.perturbation` trains perturbation-effect predictors.
 
 Training sees :class:`~gnnlab.systems.Frames` built from observations and nothing else: this module imports
 no evaluation code and no ground-truth loader (``tests/test_leakage.py`` holds it to that).
@@ -11,6 +14,7 @@ full-batch quasi-Newton method then converges to the minimum instead of hovering
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +25,8 @@ from tqdm.auto import tqdm
 from gnnlab.config import TrainingBase
 from gnnlab.errors import TrainingDiverged
 from gnnlab.models import DynamicsModel
-from gnnlab.systems import Frames
+from gnnlab.systems import Frames, Observations
+from gnnlab.training import perturbation
 
 FULL_BATCH_CHUNK = 4096  # frames per forward pass when a step uses every frame
 
@@ -84,14 +89,16 @@ def full_loss(model: DynamicsModel, frames: FrameTensors, weights: Tensor) -> fl
 
 @dataclasses.dataclass
 class TrainResult:
+    """A dynamics run's outcome; :meth:`summary` (field order kept) is what the run record reports."""
+
     status: str  # "ok" or "failed: diverged"
     message: str
+    val_loss: float | None  # the same loss on the held-out runs
+    final_loss: float | None  # full-batch training loss at the end (a mean, comparable across runs)
+    training_time_s: float
+    frames_per_second: float  # Adam-phase throughput, forward + backward
     adam_steps: int
     lbfgs_iterations: int
-    final_loss: float | None  # full-batch training loss at the end (a mean, comparable across runs)
-    val_loss: float | None  # the same loss on the held-out runs
-    frames_per_second: float  # Adam-phase throughput, forward + backward
-    training_time_s: float
     history: dict[str, list[float]]
 
     def summary(self) -> dict[str, Any]:
@@ -241,3 +248,17 @@ def _refine_lbfgs(
     with bar:
         optimizer.step(closure)
     return int(optimizer.state[params[0]].get("n_iter", 0))
+
+
+def train_dynamics(
+    model: DynamicsModel, observations: Observations, training: TrainingBase, *, progress: bool = True
+) -> TrainResult:
+    """:func:`train` on the observations' training and held-out frames."""
+    return train(
+        model, observations.frames("train"), observations.frames("validation"), training, progress=progress
+    )
+
+
+# system -> train(model, observations, training, *, progress) returning a result with ``status``,
+# ``message``, ``training_time_s``, ``history`` and ``summary()`` (what the run record reports)
+TRAINERS: dict[str, Callable[..., Any]] = {"metabolism": train_dynamics, "perturbation": perturbation.train}
