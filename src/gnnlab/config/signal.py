@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
-from gnnlab.config._base import Section
+from gnnlab.config._base import Section, TrainingBase
 
 
 class SignalSimulation(Section):
@@ -62,3 +62,12 @@ class SignalSimulation(Section):
         if self.connectivity_type == "low_rank" and self.connectivity_rank > self.n_neurons:
             raise ValueError("connectivity_rank cannot exceed n_neurons")
         return self
+
+
+class SignalTraining(TrainingBase):
+    """Seed-003 parameter groups and regularisers of the signal model."""
+
+    learning_rate_W_start: NonNegativeFloat = 1e-2
+    learning_rate_start: NonNegativeFloat = 1e-3
+    learning_rate_embedding_start: NonNegativeFloat = 1e-3
+    coeff_W_L1: NonNegativeFloat = Field(0.0, description="L1 penalty on the edge weights.")
