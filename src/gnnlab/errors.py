@@ -19,3 +19,8 @@ class DataError(GnnlabError, ValueError):
 
 class TrainingDiverged(GnnlabError, RuntimeError):
     """The training loss became non-finite; the run is recorded as ``failed: diverged``."""
+
+
+class SimulationDiverged(GnnlabError, RuntimeError):
+    """A simulated trajectory became non-finite or exploded; nothing is cached. The message names the
+    system, run, frame and node so the offending config can be fixed rather than silently trained on."""

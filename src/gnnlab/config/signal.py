@@ -1,0 +1,73 @@
+"""Config schema of the neural signal-propagation system (``system: signal``).
+
+Key names follow seed 003 where they exist. Not yet registered in ``CONFIG_TYPES``: the model and
+evaluation halves of the plug-in are still to come, and a registered system must run end to end.
+"""
+
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+from gnnlab.config._base import Section, TrainingBase
+
+
+class SignalSimulation(Section):
+    """How the ground-truth recurrent network and its activity are generated."""
+
+    n_neurons: int = Field(100, ge=2)
+    n_neuron_types: PositiveInt = 1
+    n_frames: int = Field(10000, ge=3)
+    n_burn_in_frames: int = Field(100, ge=0, description="Frames simulated, then discarded.")
+    delta_t: PositiveFloat = 0.01
+    n_substeps: PositiveInt = Field(1, description="Euler substeps per saved frame.")
+    connectivity_type: Literal["chaotic", "low_rank"] = "chaotic"
+    connectivity_rank: PositiveInt = 20
+    connectivity_filling_factor: float = Field(1.0, gt=0.0, le=1.0)
+    known_support: bool = Field(True, description="Give the model the true edge list (filling < 1).")
+    Dale_law: bool = False
+    Dale_law_factor: float = Field(0.5, ge=0.0, le=1.0, description="Share of excitatory neurons.")
+    g: NonNegativeFloat = Field(10.0, description="Gain on the recurrent input.")
+    decay_per_type: tuple[NonNegativeFloat, ...] = (1.0,)
+    baseline_per_type: tuple[float, ...] = (0.0,)
+    self_recurrence_per_type: tuple[float, ...] = (0.0,)
+    threshold_per_type: tuple[float, ...] = (0.0,)
+    width_per_type: tuple[PositiveFloat, ...] = (1.0,)
+    noise_model_level: NonNegativeFloat = Field(0.0, description="Diffusion std: sigma sqrt(dt) per step.")
+    measurement_noise_level: NonNegativeFloat = 0.0
+    external_input_type: Literal["none", "additive"] = "none"
+    n_input_neurons: int = Field(0, ge=0)
+    external_input_amplitude: NonNegativeFloat = 1.0
+    divergence_threshold: PositiveFloat = Field(1e6, description="|u| above this counts as diverged.")
+    n_runs: int = Field(2, ge=2)
+    n_validation_runs: PositiveInt = 1
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SignalSimulation":
+        for key in (
+            "decay_per_type",
+            "baseline_per_type",
+            "self_recurrence_per_type",
+            "threshold_per_type",
+            "width_per_type",
+        ):
+            if len(getattr(self, key)) != self.n_neuron_types:
+                raise ValueError(
+                    f"{key} has {len(getattr(self, key))} entries but n_neuron_types = {self.n_neuron_types}"
+                )
+        if self.n_validation_runs >= self.n_runs:
+            raise ValueError(f"n_validation_runs ({self.n_validation_runs}) must be < n_runs ({self.n_runs})")
+        if self.n_input_neurons > self.n_neurons:
+            raise ValueError("n_input_neurons cannot exceed n_neurons")
+        if self.connectivity_type == "low_rank" and self.connectivity_rank > self.n_neurons:
+            raise ValueError("connectivity_rank cannot exceed n_neurons")
+        return self
+
+
+class SignalTraining(TrainingBase):
+    """Seed-003 parameter groups and regularisers of the signal model."""
+
+    learning_rate_W_start: NonNegativeFloat = 1e-2
+    learning_rate_start: NonNegativeFloat = 1e-3
+    learning_rate_embedding_start: NonNegativeFloat = 1e-3
+    coeff_W_L1: NonNegativeFloat = Field(0.0, description="L1 penalty on the edge weights.")

@@ -1,0 +1,84 @@
+r"""The GNN of the signal system: du_i/dt = f_theta(u_i, a_i) + sum_j W_ij g_phi(u_j, a_j) + e_i.
+
+Gauge, fixed by construction: g_phi(u, a) = tanh(exp(l(a)) (u - c(a))) with l, c read from the neuron's
+embedding. It is increasing in u and saturates at exactly -1 and +1, the range of the true tanh transfer
+function, so neither a sign flip nor a rescaling of W can be absorbed by g_phi; the recurrent term enters
+f additively with coefficient 1, so f cannot absorb it either. W is therefore learned as gain * W_true,
+and the metric divides by the configured gain (one documented global positive scale).
+g_phi is evaluated once per neuron and then gathered along edges by sparse message passing.
+"""
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+from gnnlab.models._base import DynamicsModel, check_groups, mlp
+
+
+class WeightedSum(MessagePassing):
+    """Sum over incoming edges of weight * source feature; features are (N, B), one column per frame."""
+
+    def __init__(self) -> None:
+        super().__init__(aggr="add", node_dim=0)
+
+    def forward(self, x: Tensor, edge_index: Tensor, weight: Tensor) -> Tensor:
+        return self.propagate(edge_index, x=x, weight=weight)
+
+    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
+        return weight[:, None] * x_j
+
+
+class SignalModel(DynamicsModel):
+    """One learnable weight per candidate edge, per-neuron embeddings, g_phi and f_theta MLPs."""
+
+    def __init__(
+        self,
+        edge_index: Tensor,
+        n_neurons: int,
+        embedding_dim: int = 2,
+        hidden_dim: int = 32,
+        n_layers: int = 2,
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        self.register_buffer("edge_index", edge_index.long())
+        self.W = nn.Parameter(torch.zeros(edge_index.shape[1]))
+        self.embedding = nn.Parameter(0.1 * torch.randn(n_neurons, embedding_dim))
+        self.transfer = mlp(embedding_dim, hidden_dim, n_layers, activation=activation)  # -> l, c
+        self.transfer[-1] = nn.Linear(hidden_dim, 2)
+        nn.init.zeros_(self.transfer[-1].weight)
+        nn.init.zeros_(self.transfer[-1].bias)
+        self.node = mlp(1 + embedding_dim, hidden_dim, n_layers, activation=activation)
+        self.aggregate = WeightedSum()
+
+    def g_phi(self, u: Tensor) -> Tensor:
+        """Transfer function of each presynaptic neuron, (B, N) -> (B, N), values in (-1, 1)."""
+        log_slope, centre = self.transfer(self.embedding).unbind(-1)
+        return torch.tanh(log_slope.exp() * (u - centre))
+
+    def f_theta(self, u: Tensor) -> Tensor:
+        """Intrinsic dynamics of each neuron, (B, N) -> (B, N)."""
+        emb = self.embedding.expand(u.shape[0], -1, -1)
+        return self.node(torch.cat([u[..., None], emb], dim=-1)).squeeze(-1)
+
+    def derivative(self, states: Tensor, inputs: Tensor) -> Tensor:
+        recurrent = self.aggregate(self.g_phi(states).T, self.edge_index, self.W).T
+        return self.f_theta(states) + recurrent + inputs
+
+    def param_groups(self, training: Any) -> list[dict[str, Any]]:
+        mlp_params = [*self.transfer.parameters(), *self.node.parameters()]
+        lr_embedding = training.learning_rate_embedding_start
+        return check_groups(
+            self,
+            [
+                {"name": "W", "params": [self.W], "lr": training.learning_rate_W_start},
+                {"name": "mlp", "params": mlp_params, "lr": training.learning_rate_start},
+                {"name": "embedding", "params": [self.embedding], "lr": lr_embedding},
+            ],
+        )
+
+    def penalty(self, states: Tensor, training: Any) -> Tensor:
+        """L1 on W (sparsity when the support is unknown)."""
+        return training.coeff_W_L1 * self.W.abs().sum()

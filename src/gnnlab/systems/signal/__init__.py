@@ -1,0 +1,1 @@
+"""Neural signal-propagation networks (seed 003)."""
