@@ -106,23 +106,15 @@ def _kill_when(command: list[str], out: Path, condition, timeout: float = 300.0)
     raise AssertionError("kill point never reached")
 
 
+def _loop_command(config: Path, out: Path, cache: Path, iterations: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "gnnlab.cli", "explore", str(config), "--out", str(out),
+            "--iterations", str(iterations), "--cache", str(cache), "--quiet", *extra]  # fmt: skip
+
+
 def test_resume_after_sigkill_loses_and_repeats_no_iteration(tmp_path, cache):
     config = write_config(tmp_path / "c.yaml")
     out = tmp_path / "ex"
-    base = [
-        sys.executable,
-        "-m",
-        "gnnlab.cli",
-        "explore",
-        str(config),
-        "--out",
-        str(out),
-        "--iterations",
-        "6",
-        "--cache",
-        str(cache),
-        "--quiet",
-    ]
+    base = _loop_command(config, out, cache, 6)
     recorded: dict[int, str] = {}
     kill_points = [
         lambda nodes: any(s == "running" for s, _ in nodes.values()),  # mid-run, first round
@@ -168,22 +160,7 @@ def _orphans(out: Path) -> list[int]:
 def test_interrupted_loop_leaves_no_run_behind(tmp_path, cache):
     config = write_config(tmp_path / "c.yaml")
     out = tmp_path / "ex"
-    command = [
-        sys.executable,
-        "-m",
-        "gnnlab.cli",
-        "explore",
-        str(config),
-        "--out",
-        str(out),
-        "--iterations",
-        "2",
-        "--cache",
-        str(cache),
-        "--quiet",
-        "--set",
-        "training.lbfgs_iterations=20",
-    ]
+    command = _loop_command(config, out, cache, 2, "--set", "training.lbfgs_iterations=20")
     log = tmp_path / "loop.log"
     with open(log, "w") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
