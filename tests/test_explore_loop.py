@@ -151,3 +151,21 @@ def test_status_of_a_missing_directory_is_one_line_error(tmp_path, capsys):
 
     assert main(["explore", "status", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_converged_block_moves_to_the_next_regime(tmp_path, cache):
+    regimes = [{"name": "longer", "set": {"simulation.n_frames": 500}}]
+    flat = InProcessExecutor(2, metric=lambda config: 0.5)  # nothing ever improves: block 1 converges
+    _, nodes, blocks, _, _ = run_loop(
+        tmp_path, cache, iterations=6, executor=flat, explore={"regimes": regimes}
+    )
+    assert blocks[0].summary["converged"] and blocks[0].summary["next_regime"] == "longer"
+    assert blocks[1].regime == "longer"
+    assert {n.config["simulation"]["n_frames"] for n in nodes if n.block == 2} == {500}
+    assert {n.config["simulation"]["n_frames"] for n in nodes if n.block == 1} == {400}
+
+
+def test_an_unknown_regime_key_is_a_config_error(tmp_path, cache):
+    regimes = [{"name": "bad", "set": {"simulation.n_frams": 500}}]
+    with pytest.raises(ConfigError, match="n_frams"):
+        run_loop(tmp_path, cache, iterations=2, explore={"regimes": regimes})
