@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from gnnlab.evaluation.figures import save_figures  # noqa: E402
 from gnnlab.evaluation.metrics import (  # noqa: E402
     cluster_embeddings,
     linear_slope,
@@ -144,7 +145,6 @@ def plot(
     directory: Path,
 ) -> list[Path]:
     """Write the standard figures into ``directory``; returns their paths."""
-    directory.mkdir(parents=True, exist_ok=True)
     figures = {
         "rate_constants.png": _plot_rate_constants(model, observations, truth),
         "substrate_function.png": _plot_substrate(model),
@@ -153,12 +153,7 @@ def plot(
         "loss.png": plot_loss(history),
         "kinograph.png": _plot_kinograph(model, observations),
     }
-    paths = []
-    for name, fig in figures.items():
-        fig.savefig(directory / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(directory / name)
-    return paths
+    return save_figures(figures, directory)
 
 
 def _plot_rate_constants(model, observations, truth):

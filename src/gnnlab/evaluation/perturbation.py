@@ -16,6 +16,7 @@ import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from gnnlab.evaluation.figures import save_figures  # noqa: E402
 from gnnlab.models.perturbation import PerturbationGNN, PerturbationMLP  # noqa: E402
 from gnnlab.systems.perturbation.simulator import (  # noqa: E402
     PerturbationGroundTruth,
@@ -119,17 +120,10 @@ def plot(
 ) -> list[Path]:
     """effects.png (predicted vs true held-out changes), loss.png (training loss) and, for the GNN,
     embedding.png (learned points coloured by true depth)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     figures = {"effects.png": _plot_effects(model, observations, truth), "loss.png": _plot_loss(history)}
     if isinstance(model, PerturbationGNN):
         figures["embedding.png"] = _plot_embedding(model, truth)
-    written = []
-    for name, fig in figures.items():
-        fig.savefig(directory / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        written.append(directory / name)
-    return written
+    return save_figures(figures, directory)
 
 
 def _plot_effects(model, observations, truth):

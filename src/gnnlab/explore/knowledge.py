@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gnnlab.config.explore import ExploreConfig
+from gnnlab.explore.space import get_value
 from gnnlab.explore.store import Node
 from gnnlab.explore.tree import node_rewards
 
@@ -94,20 +95,14 @@ def effects(spec: ExploreConfig, nodes: Sequence[Node]) -> list[Effect]:
         if n.id not in rewards or ref is None or ref not in rewards or len(n.mutation) != 1:
             continue
         ((key, new),) = n.mutation.items()
-        old = _get(by_id[ref].config, key)
-        if old is None or old == new:
+        try:
+            old = get_value(by_id[ref].config, key)
+        except KeyError:
+            continue
+        if old == new:
             continue
         out.append(Effect(n.id, key, old, new, rewards[n.id] - rewards[ref]))
     return out
-
-
-def _get(config: dict[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def principles(spec: ExploreConfig, nodes: Sequence[Node], *, min_support: int = 2) -> list[Principle]:
