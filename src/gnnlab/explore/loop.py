@@ -199,6 +199,7 @@ class ExplorationLoop:
                 f"agent {self.agent.name!r} returned {len(proposals)} proposals for {len(slots)} slots"
             )
         rows = []
+        revision = pipeline.code_revision()  # two git calls: once per round, not per node
         for slot, proposal in zip(slots, proposals, strict=True):
             agent_name = self.agent.name
             config, reason = self.validate(context, proposal, slot.slot)
@@ -214,7 +215,7 @@ class ExplorationLoop:
                 if reason is not None:
                     raise GnnlabError(f"the rule agent's fallback proposal is invalid: {reason}")
             assert config is not None
-            rows.append(self._row(slot, block, proposal, config, agent_name, context))
+            rows.append(self._row(slot, block, proposal, config, agent_name, context, revision))
         self.store.add_nodes(rows)
 
     def validate(self, context: Context, proposal: Proposal, slot: int) -> tuple[dict | None, str | None]:
@@ -244,7 +245,9 @@ class ExplorationLoop:
             return None, str(exc)
         return config, None
 
-    def _row(self, slot: Slot, block: int, p: Proposal, config: dict, agent: str, ctx: Context) -> dict:
+    def _row(
+        self, slot: Slot, block: int, p: Proposal, config: dict, agent: str, ctx: Context, revision: str
+    ) -> dict:
         seen = {
             "iteration": slot.iteration,
             "block": block,
@@ -265,7 +268,7 @@ class ExplorationLoop:
             "agent": agent,
             "training_seed": config["training"]["seed"],
             "simulation_seed": config["simulation"]["seed"],
-            "code_revision": pipeline.code_revision(),
+            "code_revision": revision,
             "run_dir": str(Path("iterations") / f"iter_{slot.iteration:03d}" / "run"),
             "agent_input": json.dumps(seen, sort_keys=True),
             "agent_output": json.dumps(dataclasses.asdict(p), sort_keys=True, default=str),
