@@ -7,9 +7,9 @@ import pytest
 
 from gnnlab.config import MetabolismSimulation
 from gnnlab.systems import GroundTruth, Observations
+from gnnlab.systems.metabolism.integrators import Kinetics
 from gnnlab.systems.metabolism.network import Network, random_network
 from gnnlab.systems.metabolism.simulator import (
-    MassAction,
     MetabolismGroundTruth,
     MetabolismObservations,
     MetabolismSystem,
@@ -35,10 +35,10 @@ def test_concentrations_are_never_negative_without_noise():
     assert truth.clean_concentrations.min() >= 0.0
 
 
-def test_process_noise_is_clamped_at_zero():
-    observations, truth = simulate(noise_model_level=0.5, seed=2)
+def test_process_noise_is_truncated_at_zero():
+    observations, truth = simulate(noise_model_level=1.5, seed=2)
     clean = truth.clean_concentrations
-    assert (clean == 0.0).any(), "the noise should push some metabolite below zero, exercising the clamp"
+    assert (clean == 0.0).any(), "the noise should push some metabolite below zero, exercising the truncation"
     assert clean.min() == 0.0
     assert observations.concentrations.min() == 0.0
 
@@ -80,8 +80,14 @@ def test_homeostasis_breaks_conservation():
     assert np.abs(total[:, -1] / total[:, 0] - 1.0).max() > 1e-3
 
 
-def test_derivative_targets_equal_the_true_vector_field_where_unclamped():
-    # a strong sine input drives some metabolites to zero, so both clamped and unclamped steps occur
+def kinetics_of(observations: MetabolismObservations, truth: MetabolismGroundTruth) -> Kinetics:
+    return Kinetics(
+        network_of(observations), truth.log_k, truth.homeostatic_lambda, truth.homeostatic_baseline
+    )
+
+
+def test_derivative_targets_equal_the_true_vector_field_where_no_flux_is_limited():
+    # a strong sine input drains some metabolites, so both limited and plain Euler steps occur
     observations, truth = simulate(
         external_input_type="sine",
         n_input_metabolites=4,
@@ -89,14 +95,30 @@ def test_derivative_targets_equal_the_true_vector_field_where_unclamped():
         external_input_period=10.0,
         seed=2,
     )
-    clean = truth.clean_concentrations
-    kinetics = MassAction(network_of(observations))
-    field = kinetics.vector_field(clean[:, :-1], truth) + observations.inputs[:, :-1]
-    unclamped = clean[:, 1:] > 0
-    assert (~unclamped).sum() > 0, "no clamp occurred: the masking would not be exercised"
-    np.testing.assert_allclose(observations.derivatives[unclamped], field[unclamped], rtol=1e-6, atol=2e-6)
-    # where the clamp fired the forward difference is not the vector field: that is why it is masked
-    assert np.abs(observations.derivatives[~unclamped] - field[~unclamped]).max() > 0.1
+    clean, inputs = truth.clean_concentrations[:, :-1], observations.inputs[:, :-1]
+    kinetics = kinetics_of(observations, truth)
+    field = kinetics.field(clean, inputs)
+    limited = kinetics.pool_limits(clean, inputs, observations.delta_t) < 1  # (runs, T-1, N)
+    # a limited pool slows every reaction that consumes it, and so all of those reactions' metabolites
+    stoich = observations.stoichiometry
+    touched = (limited.astype(float) @ (stoich < 0) @ (stoich != 0).T) > 0
+    plain = ~limited & ~touched
+    assert limited.sum() > 0, "no flux was limited: the limiter would not be exercised"
+    np.testing.assert_allclose(observations.derivatives[plain], field[plain], rtol=1e-6, atol=2e-6)
+    assert np.abs(observations.derivatives[limited] - field[limited]).max() > 0.1
+
+
+def test_a_limited_euler_step_keeps_pools_non_negative_and_reactions_mass_balanced():
+    observations, truth = simulate(n_reactions=15, cycle_fraction=1.0, seed=1)
+    kinetics = kinetics_of(observations, truth)
+    kinetics.lam = np.zeros_like(kinetics.lam)  # reactions only: the total is then conserved
+    c = truth.clean_concentrations[:, 0]
+    c[:, :3] = 1e-3  # nearly empty pools and a step long enough to overdraw them tenfold
+    u = np.zeros_like(c)
+    assert (kinetics.pool_limits(c, u, 50.0) < 1).any()
+    after = kinetics.limited_step(c, u, 50.0)
+    assert after.min() >= 0.0
+    np.testing.assert_allclose(after.sum(axis=-1), c.sum(axis=-1), rtol=1e-12)
 
 
 def test_derivatives_are_forward_differences_of_the_measured_concentrations():
@@ -185,7 +207,7 @@ def test_validation_frames_are_the_held_out_runs():
 
 @pytest.mark.parametrize("split", ["train", "validation"])
 def test_frames_mask_targets_whose_next_reading_is_zero(split):
-    observations, _ = simulate(noise_model_level=0.5, seed=2)
+    observations, _ = simulate(noise_model_level=1.5, seed=2)
     runs = slice(0, 2) if split == "train" else slice(2, None)
     frames = observations.frames(split)
     next_reading = observations.concentrations[runs, 1:].reshape(-1, SMALL["n_metabolites"])
