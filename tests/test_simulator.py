@@ -86,7 +86,8 @@ def kinetics_of(observations: MetabolismObservations, truth: MetabolismGroundTru
     )
 
 
-def test_derivative_targets_equal_the_true_vector_field_where_no_flux_is_limited():
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_every_unmasked_target_is_the_exact_vector_field_of_its_frame(split):
     # a strong sine input drains some metabolites, so both limited and plain Euler steps occur
     observations, truth = simulate(
         external_input_type="sine",
@@ -95,17 +96,12 @@ def test_derivative_targets_equal_the_true_vector_field_where_no_flux_is_limited
         external_input_period=10.0,
         seed=2,
     )
-    clean, inputs = truth.clean_concentrations[:, :-1], observations.inputs[:, :-1]
-    kinetics = kinetics_of(observations, truth)
-    field = kinetics.field(clean, inputs)
-    limited = kinetics.pool_limits(clean, inputs, observations.delta_t) < 1  # (runs, T-1, N)
-    # a limited pool slows every reaction that consumes it, and so all of those reactions' metabolites
-    stoich = observations.stoichiometry
-    touched = (limited.astype(float) @ (stoich < 0) @ (stoich != 0).T) > 0
-    plain = ~limited & ~touched
-    assert limited.sum() > 0, "no flux was limited: the limiter would not be exercised"
-    np.testing.assert_allclose(observations.derivatives[plain], field[plain], rtol=1e-6, atol=2e-6)
-    assert np.abs(observations.derivatives[limited] - field[limited]).max() > 0.1
+    frames = observations.frames(split)
+    field = kinetics_of(observations, truth).field(frames.states.astype(float), frames.inputs)
+    kept, masked = frames.mask == 1, frames.mask == 0
+    assert masked.sum() > 0, "nothing masked: no pool emptied, the limiter was not exercised"
+    np.testing.assert_allclose(frames.targets[kept], field[kept], rtol=1e-5, atol=1e-5)
+    assert np.abs(frames.targets[masked] - field[masked]).max() > 0.1
 
 
 def test_a_limited_euler_step_keeps_pools_non_negative_and_reactions_mass_balanced():
@@ -115,8 +111,10 @@ def test_a_limited_euler_step_keeps_pools_non_negative_and_reactions_mass_balanc
     c = truth.clean_concentrations[:, 0]
     c[:, :3] = 1e-3  # nearly empty pools and a step long enough to overdraw them tenfold
     u = np.zeros_like(c)
-    assert (kinetics.pool_limits(c, u, 50.0) < 1).any()
-    after = kinetics.limited_step(c, u, 50.0)
+    theta, _ = kinetics.limits(c, u, 50.0)
+    assert (theta < 1).any()
+    after, n_limited = kinetics.limited_step(c, u, 50.0)
+    assert n_limited == (theta < 1).sum() > 0
     assert after.min() >= 0.0
     np.testing.assert_allclose(after.sum(axis=-1), c.sum(axis=-1), rtol=1e-12)
 
@@ -206,13 +204,20 @@ def test_validation_frames_are_the_held_out_runs():
 
 
 @pytest.mark.parametrize("split", ["train", "validation"])
-def test_frames_mask_targets_whose_next_reading_is_zero(split):
+def test_frames_mask_zero_readings_and_the_metabolites_of_reactions_consuming_them(split):
     observations, _ = simulate(noise_model_level=1.5, seed=2)
     runs = slice(0, 2) if split == "train" else slice(2, None)
     frames = observations.frames(split)
-    next_reading = observations.concentrations[runs, 1:].reshape(-1, SMALL["n_metabolites"])
-    assert (next_reading == 0).any(), "no zero reading: the mask would not be exercised"
-    np.testing.assert_array_equal(frames.mask == 0, next_reading == 0)
+    empty = observations.concentrations[runs, 1:].reshape(-1, SMALL["n_metabolites"]) == 0
+    assert empty.any(), "no zero reading: the mask would not be exercised"
+    stoich = observations.stoichiometry
+    for row, col in zip(*np.nonzero(frames.mask == 0), strict=True):
+        reactions = np.flatnonzero(stoich[col] != 0)
+        assert empty[row, col] or empty[row][(stoich[:, reactions] < 0).any(axis=1)].any()
+    for row, col in zip(*np.nonzero(empty), strict=True):
+        assert frames.mask[row, col] == 0
+        for reaction in np.flatnonzero(stoich[col] < 0):
+            assert (frames.mask[row, stoich[:, reaction] != 0] == 0).all()
     assert set(np.unique(frames.mask)) == {0.0, 1.0}
 
 

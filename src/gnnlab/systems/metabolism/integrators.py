@@ -10,9 +10,12 @@ empty. Mass-action rates vanish as a substrate empties, so the exact solution ne
 orthant; what can is a *discrete* step that overshoots. How each integrator keeps c >= 0 without creating
 mass (a clamp at zero would add exactly the overshoot):
 
-* ``euler`` limits fluxes: in each step, a metabolite whose outflow would exceed its content scales every
-  reaction that consumes it (the whole reaction: products too, so each reaction stays mass-balanced) and its
-  own sink by content / outflow. A step that empties no pool is plain explicit Euler. The limiter keeps a
+* ``euler`` limits fluxes: in each step, a metabolite whose outflow would exceed its content plus inflow
+  scales every reaction that consumes it (the whole reaction: products too, so each reaction stays
+  mass-balanced) and its own sink, so that it ends the step exactly empty. A step that empties no pool is
+  plain explicit Euler. The empty reading is what makes this visible in the data: the training frames mask
+  every metabolite of a reaction that consumes a pool read as zero (see ``MetabolismObservations.frames``),
+  so every target left is the exact vector field of its frame. The limiter keeps a
   mass-balanced network bounded, so a stiff one would come out finite but wrong; instead, when reactions
   overdraw pools on more than ``max_limited_fraction`` of (step, metabolite) pairs, the simulation stops as
   diverged and names the remedy.
@@ -38,6 +41,8 @@ from gnnlab.systems.metabolism.network import MassAction, Network
 InputFn = Callable[[float], np.ndarray]  # t -> u(t), (n_runs, N)
 REMEDY = "use integrator: lsoda (stiff networks), or a smaller delta_t or more n_substeps"
 LSODA_RTOL, LSODA_ATOL = 1e-6, 1e-9
+LIMITER_PASSES = 4
+EMPTY = 1e-9  # residue of a limited pool treated as empty (mass lost per event at most this)
 
 
 class Kinetics(MassAction):
@@ -48,6 +53,7 @@ class Kinetics(MassAction):
         self.stoichiometry = network.stoichiometry.astype(float)
         self.k, self.lam, self.base = 10.0**log_k, lam, base
         self._outflow = np.maximum(-self.stoichiometry, 0.0)
+        self._inflow = np.maximum(self.stoichiometry, 0.0)
         # per reaction, the metabolites it net-consumes, padded with index N (a pool that never limits)
         n_met, n_rxn = self.stoichiometry.shape
         consumed = [np.flatnonzero(self.stoichiometry[:, j] < 0) for j in range(n_rxn)]
@@ -84,24 +90,35 @@ class Kinetics(MassAction):
             np.add.at(d_rates, (np.arange(n_rxn), self.index[:, p]), slope)
         return self.stoichiometry @ d_rates[:, :n_met] - np.diag(self.lam * (c > 0))
 
-    def pool_limits(self, c: np.ndarray, u: np.ndarray, h: float) -> np.ndarray:
-        """theta_i = min(1, c_i / outflow_i over a step of length h): 1 where the pool lasts the step."""
-        outflow = h * (self.rates(c) @ self._outflow.T + np.maximum(-self.exchange(c, u), 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(outflow > c, np.maximum(c, 0.0) / outflow, 1.0)
+    def limits(self, c: np.ndarray, u: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+        """(theta (..., N), rho (..., R)) of one step of length h.
 
-    def overdrawn(self, c: np.ndarray, h: float) -> np.ndarray:
-        """Pools whose reaction outflow over a step of length h exceeds their content: an explicit step too
-        long for the kinetics (an input draining a pool is a modelled truncation, not counted here)."""
-        return h * (self.rates(c) @ self._outflow.T) > c
+        theta_i < 1 scales the outflow of a pool that would be overdrawn; rho_j = min theta over the pools
+        reaction j consumes. The first pass counts no inflow, which is safe (no pool can end negative); each
+        further pass credits the inflow the previous, smaller rho lets through, which stays safe (the
+        applied rho only lets more in) and moves a binding pool's end state down towards exactly empty.
+        """
+        rates, exchange = self.rates(c), self.exchange(c, u)
+        outflow = h * (rates @ self._outflow.T + np.maximum(-exchange, 0.0))
+        inflow = np.zeros_like(c)
+        for _ in range(LIMITER_PASSES):
+            available = np.maximum(c, 0.0) + inflow
+            with np.errstate(divide="ignore", invalid="ignore"):
+                theta = np.where(outflow > available, available / outflow, 1.0)
+            rho = np.min(self._pad(theta, 1.0)[..., self._consumed], axis=-1)
+            inflow = h * ((rho * rates) @ self._inflow.T + np.maximum(exchange, 0.0))
+        return theta, rho
 
-    def limited_step(self, c: np.ndarray, u: np.ndarray, h: float) -> np.ndarray:
-        """One flux-limited Euler step of length h (see the module docstring)."""
-        rates, exchange, theta = self.rates(c), self.exchange(c, u), self.pool_limits(c, u, h)
-        limit = np.min(self._pad(theta, 1.0)[..., self._consumed], axis=-1)
+    def limited_step(self, c: np.ndarray, u: np.ndarray, h: float) -> tuple[np.ndarray, int]:
+        """One flux-limited Euler step of length h (see the module docstring), and how many pools the
+        reactions overdrew."""
+        rates, exchange = self.rates(c), self.exchange(c, u)
+        theta, rho = self.limits(c, u, h)
         exchange = np.where(exchange < 0, theta * exchange, exchange)
-        # max(., 0) only absorbs the round-off of a pool emptied exactly (|error| ~ 1e-16 * c)
-        return np.maximum(c + h * ((limit * rates) @ self.stoichiometry.T + exchange), 0.0)
+        after = c + h * ((rho * rates) @ self.stoichiometry.T + exchange)
+        # a limited pool left with a residue below EMPTY is read as emptied: exactly 0, so the data show it
+        # an input draining a pool is a modelled truncation, not a sign of a step too long: not counted
+        return np.where((theta < 1) & (after < EMPTY), 0.0, after), int(((theta < 1) & (u >= 0)).sum())
 
 
 def integrate(
@@ -136,8 +153,8 @@ def _fixed_step(
         u = input_at(frame * config.delta_t)
         for _ in range(config.n_substeps):
             if config.integrator == "euler":
-                n_limited += int(kinetics.overdrawn(c, h).sum())
-                c = kinetics.limited_step(c, u, h)
+                c, n = kinetics.limited_step(c, u, h)
+                n_limited += n
             else:
                 c = _rk4_step(kinetics, c, u, h)
             if config.noise_model_level > 0:

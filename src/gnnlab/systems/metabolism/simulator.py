@@ -34,18 +34,29 @@ class MetabolismObservations(Observations):
     n_validation_runs: int
 
     def frames(self, split: Literal["train", "validation"]) -> Frames:
-        """Pairs (c_t, dc/dt_t) of the chosen runs. A target whose next reading is exactly zero is censored:
-        the clamp at zero hid the true derivative, so it is masked rather than fitted."""
+        """Pairs (c_t, dc/dt_t) of the chosen runs, masked where a zero reading hides the derivative.
+
+        A pool read as zero at t+1 was censored (a clamped noisy reading) or emptied during the step; an
+        emptied pool slowed every reaction consuming it, and so every metabolite of those reactions. From the
+        readings and the known stoichiometry alone, those targets are masked rather than fitted.
+        """
         n_train = self.n_training_runs
         runs = slice(0, n_train) if split == "train" else slice(n_train, None)
-        states = self.concentrations[runs, :-1]
         n_met = self.n_metabolites
+        empty = (self.concentrations[runs, 1:] == 0).reshape(-1, n_met).astype(np.float32)
+        slowed = (empty @ (self.stoichiometry < 0)) > 0  # (F, R) reactions consuming an empty pool
+        touched = (slowed.astype(np.float32) @ (self.stoichiometry != 0).T) > 0
         return Frames(
-            states=states.reshape(-1, n_met),
+            states=self.concentrations[runs, :-1].reshape(-1, n_met),
             inputs=self.inputs[runs, :-1].reshape(-1, n_met),
             targets=self.derivatives[runs].reshape(-1, n_met),
-            mask=(self.concentrations[runs, 1:] > 0).reshape(-1, n_met).astype(np.float32),
+            mask=((empty == 0) & ~touched).astype(np.float32),
         )
+
+    def trajectories(self, split: Literal["train", "validation"]) -> tuple[np.ndarray, np.ndarray]:
+        """Readings and inputs (runs, T, N) of the chosen runs, for objectives that fit whole trajectories."""
+        runs = slice(0, self.n_training_runs) if split == "train" else slice(self.n_training_runs, None)
+        return self.concentrations[runs], self.inputs[runs]
 
     @property
     def n_metabolites(self) -> int:
