@@ -28,11 +28,11 @@ def readings(**overrides) -> np.ndarray:
     return observations.trajectories("train")[0]
 
 
-def test_clean_readings_keep_derivative_regression_and_noisy_ones_switch_to_shooting():
+def test_clean_readings_keep_derivative_regression_and_noisy_ones_switch_to_smoothing():
     clean, noisy = readings(seed=3), readings(seed=3, measurement_noise_level=0.05)
     assert noise_to_signal(clean, 0.1) < 0.02 < noise_to_signal(noisy, 0.1)
     assert choose_objective(clean, 0.1) == "derivative"
-    assert choose_objective(noisy, 0.1) == "trajectory"
+    assert choose_objective(noisy, 0.1) == "smoothed_derivative"
 
 
 def test_savitzky_golay_targets_recover_the_derivative_of_a_noisy_sine():
@@ -123,4 +123,4 @@ def test_a_run_records_which_objective_ran(tmp_path):
     )
     metrics = gnnlab.run(config, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, plots=False)
     assert config.training.objective == "auto"
-    assert metrics["objective"] == "trajectory"
+    assert metrics["objective"] == "smoothed_derivative"

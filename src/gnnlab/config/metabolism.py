@@ -132,8 +132,8 @@ class MetabolismTraining(TrainingBase):
     objective: Literal["auto", "derivative", "trajectory", "smoothed_derivative"] = Field(
         "auto",
         description="derivative: regress forward differences; trajectory: multiple shooting on the "
-        "readings; smoothed_derivative: Savitzky-Golay targets; auto: derivative unless noise dominates "
-        "the differences.",
+        "readings; smoothed_derivative: Savitzky-Golay targets; auto: derivative, or "
+        "smoothed_derivative once noise dominates the differences.",
     )
     window: PositiveInt = Field(10, description="trajectory: observation intervals per shooting window.")
     rollout_substeps: PositiveInt = Field(1, description="trajectory: Euler steps of the model per interval.")

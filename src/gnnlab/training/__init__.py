@@ -404,13 +404,25 @@ def train_dynamics(
     delta_t = float(observations.delta_t)
     if objective == "auto":
         objective = trajectory.choose_objective(train_states[0], delta_t)
-    if objective == "trajectory":
-        return train_shooting(model, train_states, validation_states, training, delta_t, progress=progress)
-    if objective == "smoothed_derivative":
+    if objective == "derivative":
+        train_frames, validation_frames = observations.frames("train"), observations.frames("validation")
+    else:
         train_frames = trajectory.smoothed_frames(*train_states, delta_t, training.smoothing_window)
         validation_frames = trajectory.smoothed_frames(*validation_states, delta_t, training.smoothing_window)
-    else:
-        train_frames, validation_frames = observations.frames("train"), observations.frames("validation")
+    if objective == "trajectory":
+        # the shooting loss is far from convex for a model that does not yet oscillate like the data: an
+        # Adam pass on smoothed derivatives first puts the model in the basin that shooting then refines
+        warm = train(
+            model,
+            train_frames,
+            validation_frames,
+            training.model_copy(update={"lbfgs_iterations": 0}),
+            progress=progress,
+        )
+        if warm.status != "ok":
+            return dataclasses.replace(warm, objective=objective)
+        result = train_shooting(model, train_states, validation_states, training, delta_t, progress=progress)
+        return dataclasses.replace(result, training_time_s=result.training_time_s + warm.training_time_s)
     result = train(model, train_frames, validation_frames, training, progress=progress)
     return dataclasses.replace(result, objective=objective)
 

@@ -19,7 +19,9 @@ like the others. Held-out runs are scored with starts from the readings, as a us
 **Smoothed derivatives** (``objective: smoothed_derivative``): Savitzky–Golay derivative targets (scipy),
 cheap and often enough at moderate noise.
 
-``objective: auto`` chooses from the data alone (:func:`choose_objective`).
+``objective: auto`` chooses from the data alone (:func:`choose_objective`). Shooting starts from an Adam pass
+on smoothed derivatives (see ``train_dynamics``): from a model that does not yet oscillate like the data the
+shooting loss is far from convex.
 """
 
 import dataclasses
@@ -54,10 +56,11 @@ def noise_to_signal(states: np.ndarray, delta_t: float) -> float:
 
 
 def choose_objective(states: np.ndarray, delta_t: float) -> str:
-    """``derivative`` on clean data (exact and fastest), ``trajectory`` once noise dominates differences."""
-    return (
-        "derivative" if noise_to_signal(states, delta_t) < NOISE_TO_SIGNAL_FOR_DERIVATIVES else "trajectory"
-    )
+    """``derivative`` on clean data (exact and fastest), ``smoothed_derivative`` once noise dominates the
+    differences: on the shipped benchmark with measurement noise 0.01 it scored R² 0.85 against 0.79 for
+    shooting and -0.54 for raw differences (seed 0; see the README)."""
+    clean = noise_to_signal(states, delta_t) < NOISE_TO_SIGNAL_FOR_DERIVATIVES
+    return "derivative" if clean else "smoothed_derivative"
 
 
 def smoothed_frames(
