@@ -9,8 +9,8 @@ import pytest
 
 from gnnlab.config import MetabolismSimulation
 from gnnlab.systems.metabolism.identifiability import design_identifiability, structural_identifiability
-from gnnlab.systems.metabolism.network import Network
-from gnnlab.systems.metabolism.simulator import MassAction, MetabolismSystem
+from gnnlab.systems.metabolism.network import MassAction, Network
+from gnnlab.systems.metabolism.simulator import MetabolismSystem
 
 Side = dict[str, int]
 

@@ -6,8 +6,7 @@ import torch
 
 from gnnlab.models import build_model
 from gnnlab.systems import get_system
-from gnnlab.systems.metabolism.network import Network
-from gnnlab.systems.metabolism.simulator import MassAction
+from gnnlab.systems.metabolism.network import MassAction, Network
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pytest
 
 from gnnlab.config import MetabolismSimulation
 from gnnlab.systems import GroundTruth, Observations
+from gnnlab.systems.metabolism.integrators import Kinetics
 from gnnlab.systems.metabolism.network import Network, random_network
 from gnnlab.systems.metabolism.simulator import (
-    MassAction,
     MetabolismGroundTruth,
     MetabolismObservations,
     MetabolismSystem,
@@ -35,10 +35,10 @@ def test_concentrations_are_never_negative_without_noise():
     assert truth.clean_concentrations.min() >= 0.0
 
 
-def test_process_noise_is_clamped_at_zero():
-    observations, truth = simulate(noise_model_level=0.5, seed=2)
+def test_process_noise_is_truncated_at_zero():
+    observations, truth = simulate(noise_model_level=1.5, seed=2)
     clean = truth.clean_concentrations
-    assert (clean == 0.0).any(), "the noise should push some metabolite below zero, exercising the clamp"
+    assert (clean == 0.0).any(), "the noise should push some metabolite below zero, exercising the truncation"
     assert clean.min() == 0.0
     assert observations.concentrations.min() == 0.0
 
@@ -80,8 +80,15 @@ def test_homeostasis_breaks_conservation():
     assert np.abs(total[:, -1] / total[:, 0] - 1.0).max() > 1e-3
 
 
-def test_derivative_targets_equal_the_true_vector_field_where_unclamped():
-    # a strong sine input drives some metabolites to zero, so both clamped and unclamped steps occur
+def kinetics_of(observations: MetabolismObservations, truth: MetabolismGroundTruth) -> Kinetics:
+    return Kinetics(
+        network_of(observations), truth.log_k, truth.homeostatic_lambda, truth.homeostatic_baseline
+    )
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_every_unmasked_target_is_the_exact_vector_field_of_its_frame(split):
+    # a strong sine input drains some metabolites, so both limited and plain Euler steps occur
     observations, truth = simulate(
         external_input_type="sine",
         n_input_metabolites=4,
@@ -89,14 +96,27 @@ def test_derivative_targets_equal_the_true_vector_field_where_unclamped():
         external_input_period=10.0,
         seed=2,
     )
-    clean = truth.clean_concentrations
-    kinetics = MassAction(network_of(observations))
-    field = kinetics.vector_field(clean[:, :-1], truth) + observations.inputs[:, :-1]
-    unclamped = clean[:, 1:] > 0
-    assert (~unclamped).sum() > 0, "no clamp occurred: the masking would not be exercised"
-    np.testing.assert_allclose(observations.derivatives[unclamped], field[unclamped], rtol=1e-6, atol=2e-6)
-    # where the clamp fired the forward difference is not the vector field: that is why it is masked
-    assert np.abs(observations.derivatives[~unclamped] - field[~unclamped]).max() > 0.1
+    frames = observations.frames(split)
+    field = kinetics_of(observations, truth).field(frames.states.astype(float), frames.inputs)
+    kept, masked = frames.mask == 1, frames.mask == 0
+    assert masked.sum() > 0, "nothing masked: no pool emptied, the limiter was not exercised"
+    np.testing.assert_allclose(frames.targets[kept], field[kept], rtol=1e-5, atol=1e-5)
+    assert np.abs(frames.targets[masked] - field[masked]).max() > 0.1
+
+
+def test_a_limited_euler_step_keeps_pools_non_negative_and_reactions_mass_balanced():
+    observations, truth = simulate(n_reactions=15, cycle_fraction=1.0, seed=1)
+    kinetics = kinetics_of(observations, truth)
+    kinetics.lam = np.zeros_like(kinetics.lam)  # reactions only: the total is then conserved
+    c = truth.clean_concentrations[:, 0]
+    c[:, :3] = 1e-3  # nearly empty pools and a step long enough to overdraw them tenfold
+    u = np.zeros_like(c)
+    theta, _ = kinetics.limits(c, u, 50.0)
+    assert (theta < 1).any()
+    after, n_limited = kinetics.limited_step(c, u, 50.0)
+    assert n_limited == (theta < 1).sum() > 0
+    assert after.min() >= 0.0
+    np.testing.assert_allclose(after.sum(axis=-1), c.sum(axis=-1), rtol=1e-12)
 
 
 def test_derivatives_are_forward_differences_of_the_measured_concentrations():
@@ -184,13 +204,20 @@ def test_validation_frames_are_the_held_out_runs():
 
 
 @pytest.mark.parametrize("split", ["train", "validation"])
-def test_frames_mask_targets_whose_next_reading_is_zero(split):
-    observations, _ = simulate(noise_model_level=0.5, seed=2)
+def test_frames_mask_zero_readings_and_the_metabolites_of_reactions_consuming_them(split):
+    observations, _ = simulate(noise_model_level=1.5, seed=2)
     runs = slice(0, 2) if split == "train" else slice(2, None)
     frames = observations.frames(split)
-    next_reading = observations.concentrations[runs, 1:].reshape(-1, SMALL["n_metabolites"])
-    assert (next_reading == 0).any(), "no zero reading: the mask would not be exercised"
-    np.testing.assert_array_equal(frames.mask == 0, next_reading == 0)
+    empty = observations.concentrations[runs, 1:].reshape(-1, SMALL["n_metabolites"]) == 0
+    assert empty.any(), "no zero reading: the mask would not be exercised"
+    stoich = observations.stoichiometry
+    for row, col in zip(*np.nonzero(frames.mask == 0), strict=True):
+        reactions = np.flatnonzero(stoich[col] != 0)
+        assert empty[row, col] or empty[row][(stoich[:, reactions] < 0).any(axis=1)].any()
+    for row, col in zip(*np.nonzero(empty), strict=True):
+        assert frames.mask[row, col] == 0
+        for reaction in np.flatnonzero(stoich[col] < 0):
+            assert (frames.mask[row, stoich[:, reaction] != 0] == 0).all()
     assert set(np.unique(frames.mask)) == {0.0, 1.0}
 
 

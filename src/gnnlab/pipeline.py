@@ -35,7 +35,7 @@ from gnnlab.config import (
     parse_config,
     simulation_hash,
 )
-from gnnlab.errors import ConfigError, DataError
+from gnnlab.errors import ConfigError, DataError, SimulationDiverged
 from gnnlab.evaluation import evaluate as score
 from gnnlab.evaluation import load_ground_truth
 from gnnlab.evaluation import plot as draw
@@ -171,6 +171,27 @@ def _score_and_write(
     return written
 
 
+def _record_failure(
+    out_dir: Path, config: Config, status: str, message: str, started: datetime.datetime, wall: float
+) -> dict[str, Any]:
+    """The record of a run that produced no dataset: the config is already written; add run.json and
+    metrics.json with the status, so the failure is on disk like any result."""
+    record = {
+        "status": status,
+        "message": message,
+        "system": config.system,
+        "training_seed": config.training.seed,
+        "simulation_seed": config.simulation.seed,
+        "simulation_hash": simulation_hash(config),
+        "code_revision": code_revision(),
+        "gnnlab_version": __version__,
+        "started": started.isoformat(timespec="seconds"),
+        "wall_time_s": time.perf_counter() - wall,
+    }
+    _write_json(out_dir / "run.json", record)
+    return write_metrics(out_dir, {"status": status, "message": message})
+
+
 def run(
     config: Config | str | Path | None,
     out_dir: str | Path,
@@ -184,7 +205,8 @@ def run(
 
     Resumable: if ``out_dir`` already holds a finished run of the same config, its metrics are returned
     without retraining. A directory holding a different run is refused, so nothing recorded is overwritten.
-    A diverged run is recorded with status ``failed: diverged`` and no recovery metrics.
+    A run whose training diverged is recorded with status ``failed: diverged`` and no recovery metrics; one
+    whose simulation diverged, with ``failed: simulation diverged`` (and nothing is cached).
     """
     config = resolve_config(config, overrides)
     out_dir = Path(out_dir)
@@ -199,7 +221,10 @@ def run(
 
     started = datetime.datetime.now(datetime.UTC)
     wall = time.perf_counter()
-    dataset = simulate(config, cache_dir=cache_dir)
+    try:
+        dataset = simulate(config, cache_dir=cache_dir)
+    except SimulationDiverged as exc:
+        return _record_failure(out_dir, config, "failed: simulation diverged", str(exc), started, wall)
     observations = data.load_observations(dataset, config.system)
     model, result = train_model(config, observations, progress=progress)
     record = {

@@ -24,9 +24,8 @@ from gnnlab.systems.metabolism.identifiability import (  # noqa: E402
     design_identifiability,
     structural_identifiability,
 )
-from gnnlab.systems.metabolism.network import Network  # noqa: E402
+from gnnlab.systems.metabolism.network import MassAction, Network  # noqa: E402
 from gnnlab.systems.metabolism.simulator import (  # noqa: E402
-    MassAction,
     MetabolismGroundTruth,
     MetabolismObservations,
 )

@@ -26,7 +26,7 @@ from gnnlab.config import TrainingBase
 from gnnlab.errors import TrainingDiverged
 from gnnlab.models import DynamicsModel
 from gnnlab.systems import Frames, Observations
-from gnnlab.training import perturbation
+from gnnlab.training import perturbation, trajectory
 
 FULL_BATCH_CHUNK = 4096  # frames per forward pass when a step uses every frame
 
@@ -100,6 +100,7 @@ class TrainResult:
     adam_steps: int
     lbfgs_iterations: int
     history: dict[str, list[float]]
+    objective: str = "derivative"  # which objective ran (``auto`` resolved)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "history"}
@@ -250,13 +251,180 @@ def _refine_lbfgs(
     return int(optimizer.state[params[0]].get("n_iter", 0))
 
 
+def train_shooting(
+    model: DynamicsModel,
+    train_states: tuple[np.ndarray, np.ndarray],
+    validation_states: tuple[np.ndarray, np.ndarray],
+    training: TrainingBase,
+    delta_t: float,
+    *,
+    progress: bool = True,
+) -> TrainResult:
+    """Fit ``model`` by multiple shooting (:mod:`.trajectory`): Adam on mini-batches of windows, then
+    full-batch L-BFGS. ``*_states`` are (readings (runs, T, N), inputs (runs, T, N)) pairs."""
+    if training.n_threads:
+        torch.set_num_threads(training.n_threads)
+    device = resolve_device(training.device)
+    model.to(device)
+    windows = trajectory.Windows.cut(*train_states, training.window, device)
+    held_out = trajectory.Windows.cut(*validation_states, training.window, device)
+    weights = trajectory.state_weights(windows.readings, training.loss_normalisation)
+    shooting = trajectory.Shooting(
+        windows, weights, delta_t, training.rollout_substeps, training.fit_window_starts
+    )
+    scoring = trajectory.Shooting(held_out, weights, delta_t, training.rollout_substeps, fit_starts=False)
+    generator = torch.Generator(device="cpu").manual_seed(training.seed)
+
+    per_batch = max(1, training.batch_size // training.window)
+    total_steps = math.ceil(len(windows) * training.data_augmentation_loop / per_batch) * training.n_epochs
+    groups = model.param_groups(training)
+    if training.fit_window_starts:
+        groups.append(
+            {"name": "window_starts", "params": [shooting.starts], "lr": training.learning_rate_start}
+        )
+    optimizer = torch.optim.Adam(groups)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training, total_steps))
+    history: dict[str, list[float]] = {"loss": [], "val_step": [], "val_loss": [], "lbfgs_loss": []}
+    eval_every = max(1, total_steps // 20)
+
+    def full(objective: trajectory.Shooting) -> float:
+        with torch.no_grad():
+            return float(objective.loss(model, slice(None)))
+
+    start = time.perf_counter()
+    step = 0
+    try:
+        bar = tqdm(total=total_steps, desc="train (shooting)", unit="step", disable=not progress)
+        with bar:
+            for step in range(total_steps):
+                index = torch.randint(len(windows), (per_batch,), generator=generator).to(device)
+                loss = shooting.loss(model, index) + model.penalty(windows.readings[index, 0], training)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"loss is {value} at Adam step {step}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if training.grad_clip_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip_norm)
+                optimizer.step()
+                scheduler.step()
+                history["loss"].append(value)
+                if step % eval_every == 0 or step == total_steps - 1:
+                    history["val_step"].append(step)
+                    history["val_loss"].append(full(scoring))
+                    bar.set_postfix(loss=f"{value:.3g}", val=f"{history['val_loss'][-1]:.3g}")
+                bar.update()
+        adam_time = time.perf_counter() - start
+        lbfgs_done = _refine_shooting(model, shooting, training, history, progress)
+    except TrainingDiverged as exc:
+        elapsed = time.perf_counter() - start
+        return TrainResult(
+            status="failed: diverged",
+            message=str(exc),
+            adam_steps=step,
+            lbfgs_iterations=len(history["lbfgs_loss"]),
+            final_loss=None,
+            val_loss=None,
+            frames_per_second=step * per_batch * training.window / max(elapsed, 1e-9),
+            training_time_s=elapsed,
+            history=history,
+            objective="trajectory",
+        )
+    return TrainResult(
+        status="ok",
+        message="",
+        adam_steps=total_steps,
+        lbfgs_iterations=lbfgs_done,
+        final_loss=full(shooting),
+        val_loss=full(scoring),
+        frames_per_second=total_steps * per_batch * training.window / max(adam_time, 1e-9),
+        training_time_s=time.perf_counter() - start,
+        history=history,
+        objective="trajectory",
+    )
+
+
+def _refine_shooting(
+    model: DynamicsModel,
+    shooting: "trajectory.Shooting",
+    training: TrainingBase,
+    history: dict[str, list[float]],
+    progress: bool,
+) -> int:
+    """Full-batch L-BFGS on the shooting loss (model and free starts together); returns iterations run."""
+    if training.lbfgs_iterations == 0:
+        return 0
+    params = [p for p in [*model.parameters(), shooting.starts] if p.requires_grad]
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=training.lbfgs_iterations,
+        max_eval=2 * training.lbfgs_iterations,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+    )
+    bar = tqdm(desc="refine (L-BFGS)", unit="eval", disable=not progress)
+
+    def closure() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = shooting.loss(model, slice(None)) + model.penalty(shooting.windows.readings[:, 0], training)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss is {value} during L-BFGS evaluation {len(history['lbfgs_loss'])}")
+        loss.backward()
+        history["lbfgs_loss"].append(value)
+        bar.update()
+        return loss.detach()
+
+    with bar:
+        optimizer.step(closure)
+    return int(optimizer.state[params[0]].get("n_iter", 0))
+
+
 def train_dynamics(
     model: DynamicsModel, observations: Observations, training: TrainingBase, *, progress: bool = True
 ) -> TrainResult:
-    """:func:`train` on the observations' training and held-out frames."""
-    return train(
-        model, observations.frames("train"), observations.frames("validation"), training, progress=progress
+    """Fit a dynamics model with the configured objective; ``auto`` chooses it from the training readings
+    (:func:`.trajectory.choose_objective`), and the result records which one ran."""
+    objective = getattr(training, "objective", "derivative")
+    if objective == "derivative" and not hasattr(observations, "trajectories"):
+        return train(
+            model,
+            observations.frames("train"),
+            observations.frames("validation"),
+            training,
+            progress=progress,
+        )
+    train_states, validation_states = (
+        observations.trajectories("train"),
+        observations.trajectories("validation"),
     )
+    delta_t = float(observations.delta_t)
+    if objective == "auto":
+        objective = trajectory.choose_objective(train_states[0], delta_t)
+    if objective == "derivative":
+        train_frames, validation_frames = observations.frames("train"), observations.frames("validation")
+    else:
+        train_frames = trajectory.smoothed_frames(*train_states, delta_t, training.smoothing_window)
+        validation_frames = trajectory.smoothed_frames(*validation_states, delta_t, training.smoothing_window)
+    if objective == "trajectory":
+        # the shooting loss is far from convex for a model that does not yet oscillate like the data: an
+        # Adam pass on smoothed derivatives first puts the model in the basin that shooting then refines
+        warm = train(
+            model,
+            train_frames,
+            validation_frames,
+            training.model_copy(update={"lbfgs_iterations": 0}),
+            progress=progress,
+        )
+        if warm.status != "ok":
+            return dataclasses.replace(warm, objective=objective)
+        result = train_shooting(model, train_states, validation_states, training, delta_t, progress=progress)
+        return dataclasses.replace(result, training_time_s=result.training_time_s + warm.training_time_s)
+    result = train(model, train_frames, validation_frames, training, progress=progress)
+    return dataclasses.replace(result, objective=objective)
 
 
 # system -> train(model, observations, training, *, progress) returning a result with ``status``,

@@ -64,3 +64,27 @@ def random_network(config: MetabolismSimulation, rng: np.random.Generator) -> Ne
         split = np.bincount(rng.integers(0, len(prods), size=int(coeffs.sum())), minlength=len(prods))
         products[prods, j] = split
     return Network(reactants=reactants, products=products)
+
+
+class MassAction:
+    """The mass-action rate law of a fixed network with every k = 1: phi_j = prod_k c_k^{r_kj}.
+
+    The substrate table (index and order per reaction, padded with an appended constant 1) is built once, so
+    evaluating all rates is two array operations per call.
+    """
+
+    def __init__(self, network: Network):
+        self.network = network
+        reactants = network.reactants
+        n_met, n_rxn = reactants.shape
+        width = max(1, int((reactants > 0).sum(axis=0).max()))
+        self.index = np.full((n_rxn, width), n_met)
+        self.order = np.zeros((n_rxn, width))
+        for j in range(n_rxn):
+            (subs,) = np.nonzero(reactants[:, j])
+            self.index[j, : len(subs)], self.order[j, : len(subs)] = subs, reactants[subs, j]
+
+    def unit_rates(self, concentrations: np.ndarray) -> np.ndarray:
+        """phi (..., R) for concentrations (..., N)."""
+        padded = np.concatenate([concentrations, np.ones(concentrations.shape[:-1] + (1,))], axis=-1)
+        return np.prod(padded[..., self.index] ** self.order, axis=-1)

@@ -1,11 +1,12 @@
-r"""Metabolic network dynamics: mass action plus per-type homeostasis, integrated by explicit Euler.
+r"""Metabolic network dynamics: mass action plus per-type homeostasis (integrators: :mod:`.integrators`).
 
 .. math::
     \frac{dc_i}{dt} = \sum_j S_{ij}\, k_j \prod_{k \in \mathrm{sub}(j)} c_k^{r_{kj}}
                       - \lambda_{t(i)} (c_i - c^{base}_{t(i)}) + u_i(t)
 
 ``r_kj`` are the substrate coefficients, ``S`` the net stoichiometry, ``t(i)`` the hidden type of metabolite
-i and ``u`` a known external input. States are clamped at zero after every step.
+i and ``u`` a known external input. States stay non-negative without a mass-creating clamp (see
+:mod:`.integrators`); a trajectory that blows up raises :class:`~gnnlab.errors.SimulationDiverged`.
 """
 
 import dataclasses
@@ -15,7 +16,8 @@ import numpy as np
 
 from gnnlab.config.metabolism import MetabolismSimulation
 from gnnlab.systems._base import Frames, GroundTruth, Observations, System
-from gnnlab.systems.metabolism.network import Network, random_network
+from gnnlab.systems.metabolism.integrators import InputFn, Kinetics, integrate
+from gnnlab.systems.metabolism.network import random_network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,18 +34,29 @@ class MetabolismObservations(Observations):
     n_validation_runs: int
 
     def frames(self, split: Literal["train", "validation"]) -> Frames:
-        """Pairs (c_t, dc/dt_t) of the chosen runs. A target whose next reading is exactly zero is censored:
-        the clamp at zero hid the true derivative, so it is masked rather than fitted."""
+        """Pairs (c_t, dc/dt_t) of the chosen runs, masked where a zero reading hides the derivative.
+
+        A pool read as zero at t+1 was censored (a clamped noisy reading) or emptied during the step; an
+        emptied pool slowed every reaction consuming it, and so every metabolite of those reactions. From the
+        readings and the known stoichiometry alone, those targets are masked rather than fitted.
+        """
         n_train = self.n_training_runs
         runs = slice(0, n_train) if split == "train" else slice(n_train, None)
-        states = self.concentrations[runs, :-1]
         n_met = self.n_metabolites
+        empty = (self.concentrations[runs, 1:] == 0).reshape(-1, n_met).astype(np.float32)
+        slowed = (empty @ (self.stoichiometry < 0)) > 0  # (F, R) reactions consuming an empty pool
+        touched = (slowed.astype(np.float32) @ (self.stoichiometry != 0).T) > 0
         return Frames(
-            states=states.reshape(-1, n_met),
+            states=self.concentrations[runs, :-1].reshape(-1, n_met),
             inputs=self.inputs[runs, :-1].reshape(-1, n_met),
             targets=self.derivatives[runs].reshape(-1, n_met),
-            mask=(self.concentrations[runs, 1:] > 0).reshape(-1, n_met).astype(np.float32),
+            mask=((empty == 0) & ~touched).astype(np.float32),
         )
+
+    def trajectories(self, split: Literal["train", "validation"]) -> tuple[np.ndarray, np.ndarray]:
+        """Readings and inputs (runs, T, N) of the chosen runs, for objectives that fit whole trajectories."""
+        runs = slice(0, self.n_training_runs) if split == "train" else slice(self.n_training_runs, None)
+        return self.concentrations[runs], self.inputs[runs]
 
     @property
     def n_metabolites(self) -> int:
@@ -69,47 +82,40 @@ class MetabolismGroundTruth(GroundTruth):
     clean_concentrations: np.ndarray  # (n_runs, T, N) states before measurement noise
 
 
-class MassAction:
-    """Mass-action kinetics of a fixed network: v_j = k_j prod_k c_k^{r_kj}.
+def _external_input(config: MetabolismSimulation, rng: np.random.Generator) -> InputFn:
+    """u(t) (n_runs, N): sines of random phase on ``n_input_metabolites`` random metabolites, zero elsewhere.
 
-    The substrate table is built once, so evaluating rates is two array operations per call.
+    A function of continuous time, so an adaptive integrator sees the input the frames sample."""
+    n_driven = config.n_input_metabolites if config.external_input_type == "sine" else 0
+    driven = rng.choice(config.n_metabolites, size=n_driven, replace=False) if n_driven else np.empty(0, int)
+    phase = rng.uniform(0.0, 2 * np.pi, size=(config.n_runs, n_driven)) if n_driven else None
+
+    def input_at(t: float) -> np.ndarray:
+        u = np.zeros((config.n_runs, config.n_metabolites))
+        if n_driven:
+            omega = 2 * np.pi / config.external_input_period
+            u[:, driven] = config.external_input_amplitude * np.sin(omega * t + phase)
+        return u
+
+    return input_at
+
+
+def _measure(config: MetabolismSimulation, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Readings of the states: a sensor reads no negative amount, then measurement noise.
+
+    Absolute noise adds ``level * N(0, 1)`` and censors at zero. Relative noise multiplies by
+    ``exp(s Z - s^2 / 2)`` with ``s^2 = ln(1 + level^2)``: a mean-one log-normal factor whose coefficient of
+    variation is exactly ``level``; it never makes a reading negative.
     """
-
-    def __init__(self, network: Network):
-        self.network = network
-        reactants = network.reactants
-        n_met, n_rxn = reactants.shape
-        width = max(1, int((reactants > 0).sum(axis=0).max()))
-        self._index = np.full((n_rxn, width), n_met)  # padding points at an appended constant 1
-        self._order = np.zeros((n_rxn, width))
-        for j in range(n_rxn):
-            (subs,) = np.nonzero(reactants[:, j])
-            self._index[j, : len(subs)], self._order[j, : len(subs)] = subs, reactants[subs, j]
-
-    def unit_rates(self, concentrations: np.ndarray) -> np.ndarray:
-        """phi_j = prod_k c_k^{r_kj} (the rates with every k = 1) for concentrations (..., N) -> (..., R)."""
-        padded = np.concatenate([concentrations, np.ones(concentrations.shape[:-1] + (1,))], axis=-1)
-        return np.prod(padded[..., self._index] ** self._order, axis=-1)
-
-    def vector_field(self, concentrations: np.ndarray, truth: MetabolismGroundTruth) -> np.ndarray:
-        """The true dc/dt without external input, for concentrations of shape (..., N)."""
-        rates = self.unit_rates(concentrations) * 10.0**truth.log_k
-        homeostasis = -truth.homeostatic_lambda * (concentrations - truth.homeostatic_baseline)
-        return rates @ self.network.stoichiometry.T + homeostasis
-
-
-def _external_input(config: MetabolismSimulation, rng: np.random.Generator) -> np.ndarray:
-    """u (n_runs, T, N): sines of random phase on ``n_input_metabolites`` random metabolites."""
-    shape = (config.n_runs, config.n_frames, config.n_metabolites)
-    inputs = np.zeros(shape)
-    if config.external_input_type == "sine" and config.n_input_metabolites > 0:
-        driven = rng.choice(config.n_metabolites, size=config.n_input_metabolites, replace=False)
-        phase = rng.uniform(0.0, 2 * np.pi, size=(config.n_runs, 1, config.n_input_metabolites))
-        t = (np.arange(config.n_frames) * config.delta_t)[None, :, None]
-        inputs[:, :, driven] = config.external_input_amplitude * np.sin(
-            2 * np.pi * t / config.external_input_period + phase
-        )
-    return inputs
+    readings = np.maximum(states, 0.0)
+    level = config.measurement_noise_level
+    if level == 0:
+        return readings
+    noise = rng.standard_normal(states.shape)
+    if config.measurement_noise_type == "relative":
+        s = np.sqrt(np.log1p(level**2))
+        return readings * np.exp(s * noise - 0.5 * s**2)
+    return np.maximum(readings + level * noise, 0.0)
 
 
 class MetabolismSystem(System):
@@ -121,7 +127,8 @@ class MetabolismSystem(System):
     ground_truth_type = MetabolismGroundTruth
 
     def simulate(self, config: MetabolismSimulation) -> tuple[MetabolismObservations, MetabolismGroundTruth]:
-        """Draw network, parameters and ``n_runs`` Euler trajectories from ``config.seed`` (one stream)."""
+        """Draw network, parameters and ``n_runs`` trajectories from ``config.seed`` (one stream); raise
+        :class:`~gnnlab.errors.SimulationDiverged` at the first non-finite or exploding state."""
         rng = np.random.default_rng(config.seed)
         network = random_network(config, rng)
         n_met, n_types = config.n_metabolites, config.n_metabolite_types
@@ -129,24 +136,12 @@ class MetabolismSystem(System):
         types = rng.permutation(np.arange(n_met) % n_types)
         lam = np.asarray(config.homeostatic_lambda_per_type)[types]
         base = np.asarray(config.homeostatic_baseline_per_type)[types]
-        inputs = _external_input(config, rng)
-        truth_params = MetabolismGroundTruth(log_k, types, lam, base, clean_concentrations=np.empty(0))
+        input_at = _external_input(config, rng)
 
-        states = np.empty((config.n_runs, config.n_frames, n_met))
-        c = rng.uniform(config.concentration_min, config.concentration_max, size=(config.n_runs, n_met))
-        kinetics = MassAction(network)
-        for t in range(config.n_frames):
-            states[:, t] = c
-            step = config.delta_t * (kinetics.vector_field(c, truth_params) + inputs[:, t])
-            if config.noise_model_level > 0:
-                step += config.noise_model_level * rng.standard_normal(c.shape)
-            c = np.maximum(c + step, 0.0)
-
-        measured = states
-        if config.measurement_noise_level > 0:
-            measured = np.maximum(
-                states + config.measurement_noise_level * rng.standard_normal(states.shape), 0.0
-            )
+        c0 = rng.uniform(config.concentration_min, config.concentration_max, size=(config.n_runs, n_met))
+        states = integrate(config, Kinetics(network, log_k, lam, base), c0, input_at, rng)
+        measured = _measure(config, states, rng)
+        inputs = np.stack([input_at(t * config.delta_t) for t in range(config.n_frames)], axis=1)
         observations = MetabolismObservations(
             concentrations=measured.astype(np.float32),
             derivatives=(np.diff(measured, axis=1) / config.delta_t).astype(np.float32),
@@ -156,5 +151,4 @@ class MetabolismSystem(System):
             delta_t=config.delta_t,
             n_validation_runs=config.n_validation_runs,
         )
-        truth = dataclasses.replace(truth_params, clean_concentrations=states)
-        return observations, truth
+        return observations, MetabolismGroundTruth(log_k, types, lam, base, clean_concentrations=states)

@@ -1,0 +1,126 @@
+"""Training objectives for noisy data: the noise estimate that chooses one, Savitzky-Golay targets, and
+multiple shooting (windows, the loss, fitted starts), each on data whose answer is known."""
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+import gnnlab
+from gnnlab.config import MetabolismSimulation, load_config
+from gnnlab.errors import ConfigError
+from gnnlab.models import DynamicsModel
+from gnnlab.systems.metabolism.simulator import MetabolismSystem
+from gnnlab.training.trajectory import (
+    Shooting,
+    Windows,
+    choose_objective,
+    noise_to_signal,
+    smoothed_frames,
+    state_weights,
+)
+
+SMALL = {"n_metabolites": 20, "n_reactions": 30, "n_frames": 800, "n_runs": 2, "n_validation_runs": 1}
+
+
+def readings(**overrides) -> np.ndarray:
+    observations, _ = MetabolismSystem().simulate(MetabolismSimulation(**{**SMALL, **overrides}))
+    return observations.trajectories("train")[0]
+
+
+def test_clean_readings_keep_derivative_regression_and_noisy_ones_switch_to_smoothing():
+    clean, noisy = readings(seed=3), readings(seed=3, measurement_noise_level=0.05)
+    assert noise_to_signal(clean, 0.1) < 0.02 < noise_to_signal(noisy, 0.1)
+    assert choose_objective(clean, 0.1) == "derivative"
+    assert choose_objective(noisy, 0.1) == "smoothed_derivative"
+
+
+def test_savitzky_golay_targets_recover_the_derivative_of_a_noisy_sine():
+    t = np.arange(400) * 0.05
+    rng = np.random.default_rng(0)
+    series = (2 + np.sin(t))[None, :, None] + 0.01 * rng.standard_normal((1, 400, 1))
+    frames = smoothed_frames(series, np.zeros_like(series), 0.05, window=21)
+    inner = slice(20, -20)  # the filter's edges fit a one-sided window
+    error = frames.targets[inner, 0] - np.cos(t)[inner]
+    naive = np.diff(series[0, :, 0]) / 0.05 - np.cos(t[:-1])
+    assert np.abs(error).max() < 0.1 < np.abs(naive).max()
+
+
+def test_windows_cut_each_run_into_non_overlapping_spans_sharing_their_end_and_start():
+    states = np.arange(2 * 11 * 3, dtype=float).reshape(2, 11, 3)
+    windows = Windows.cut(states, np.zeros_like(states), 5, torch.device("cpu"))
+    assert windows.readings.shape == (4, 6, 3) and windows.inputs.shape == (4, 5, 3)
+    np.testing.assert_array_equal(windows.readings[1, 0].numpy(), states[0, 5])
+    np.testing.assert_array_equal(windows.readings[0, -1].numpy(), windows.readings[1, 0].numpy())
+    np.testing.assert_array_equal(windows.readings[2, 0].numpy(), states[1, 0])
+
+
+def test_a_window_longer_than_a_run_is_a_config_error():
+    with pytest.raises(ConfigError, match="training.window = 20"):
+        Windows.cut(np.ones((1, 10, 2)), np.zeros((1, 10, 2)), 20, torch.device("cpu"))
+
+
+class Decay(DynamicsModel):
+    """dx/dt = -rate * x: the simplest vector field a shooting loss can be checked against."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = nn.Parameter(torch.tensor(rate))
+
+    def derivative(self, states: Tensor, inputs: Tensor) -> Tensor:
+        return -self.rate * states
+
+    def param_groups(self, training):
+        return [{"name": "rate", "params": [self.rate], "lr": 0.1}]
+
+
+def decay_data(noise: float = 0.0) -> np.ndarray:
+    x = 5.0 * 0.97 ** np.arange(41)  # Euler with rate 0.3 and delta_t 0.1: x <- x (1 - 0.03)
+    rng = np.random.default_rng(1)
+    return (x + noise * rng.standard_normal(41))[None, :, None]
+
+
+def test_shooting_loss_vanishes_for_the_true_field_and_not_for_a_wrong_one():
+    data = decay_data()
+    windows = Windows.cut(data, np.zeros_like(data), 10, torch.device("cpu"))
+    shooting = Shooting(windows, state_weights(windows.readings, "none"), 0.1, 1, fit_starts=False)
+    with torch.no_grad():
+        assert float(shooting.loss(Decay(0.3), slice(None))) < 1e-10
+        assert float(shooting.loss(Decay(0.2), slice(None))) > 1e-3
+
+
+def test_shooting_with_fitted_starts_recovers_a_rate_from_noisy_readings():
+    data = decay_data(noise=0.05)
+    windows = Windows.cut(data, np.zeros_like(data), 10, torch.device("cpu"))
+    shooting = Shooting(windows, state_weights(windows.readings, "none"), 0.1, 1, fit_starts=True)
+    model = Decay(0.1)
+    optimizer = torch.optim.LBFGS([model.rate, shooting.starts], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = shooting.loss(model, slice(None))
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    naive = -np.diff(data[0, :, 0]) / 0.1 / data[0, :-1, 0]  # per-step rate from forward differences
+    assert abs(model.rate.item() - 0.3) < 0.03
+    assert naive.std() > 0.1  # what a single difference would have made of the same readings
+
+
+def test_a_run_records_which_objective_ran(tmp_path):
+    config = load_config(
+        None,
+        [
+            "simulation.n_metabolites=12",
+            "simulation.n_reactions=16",
+            "simulation.n_frames=200",
+            "simulation.n_runs=2",
+            "simulation.measurement_noise_level=0.05",
+            "training.data_augmentation_loop=2",
+            "training.lbfgs_iterations=0",
+        ],
+    )
+    metrics = gnnlab.run(config, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, plots=False)
+    assert config.training.objective == "auto"
+    assert metrics["objective"] == "smoothed_derivative"
