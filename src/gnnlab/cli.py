@@ -104,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--iterations", type=int, default=None, help="iteration budget (explore.budget)")
     explore.add_argument(
         "--agent",
-        choices=["rule", "random", "optuna", "replay"],
+        choices=["rule", "random", "optuna", "replay", "anthropic", "openai"],
         default=None,
-        help="who proposes (explore.agent)",
+        help="who proposes (explore.agent); the LLM agents read explore.llm and their API key variable",
     )
     explore.add_argument("--slots", type=int, default=None, help="runs at once (explore.slots)")
     explore.add_argument("--seed", type=int, default=None, help="the agent's seed (explore.seed)")
