@@ -348,7 +348,6 @@ class ExplorationLoop:
             plot_tree(self.spec, nodes, self.out / "tree.png")
             plot_progress(self.spec, nodes, self.out / "progress.png")
 
-
     def write_workspace(self, block: int, nodes: list[Node]) -> Path:
         """Refresh ``DIR/workspace/``, the agent's whole view, from the store and the loop's own files only
         (see :mod:`gnnlab.explore.workspace`: nothing of a run directory or the dataset cache goes in)."""

@@ -167,7 +167,6 @@ class LLMCall:
     error: str | None
 
 
-
 class Store:
     """Typed access to the exploration database. One connection per process; not shared across threads."""
 
