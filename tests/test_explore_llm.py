@@ -276,3 +276,101 @@ def test_the_latest_plots_are_attached_as_images(tmp_path, cache, keys):
     assert shown == [(out / "workspace" / name).read_bytes() for name in ("tree.png", "progress.png")]
     _, calls, _ = records(out)
     assert json.loads(calls[1]["prompt"])["images"] == ["tree.png", "progress.png"]
+
+
+# --- ground truth out of reach ---------------------------------------------------------------------------
+CANARY = "CANARY-ground-truth-3f9b1c"
+
+
+class CanaryExecutor(InProcessExecutor):
+    """Runs as the in-process executor, but leaves behind what a real run holds that carries ground truth:
+    a metric compared against true values, plots that draw them, a log and a copy of the truth; and plants
+    the canary in every cached ground-truth file. All of it must stay out of the agent's reach."""
+
+    def __init__(self, slots: int, cache: Path):
+        super().__init__(slots)
+        self.cache = cache
+
+    def submit(self, spec):
+        for truth in self.cache.rglob("ground_truth.npz"):
+            if CANARY.encode() not in truth.read_bytes():
+                truth.write_bytes(truth.read_bytes() + CANARY.encode())
+        super().submit(spec)
+
+    def wait(self, timeout=None):
+        results = super().wait(timeout)
+        for spec, result in zip(self.submitted[-len(results) :], results, strict=True):
+            result.metrics[f"MLP_node_gt_slope_{CANARY}"] = 0.5
+            (spec.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+            (spec.run_dir / "plots" / "rate_constants.png").write_bytes(b"\x89PNG\r\n" + CANARY.encode())
+            (spec.run_dir / "ground_truth_copy.txt").write_text(CANARY)
+            (spec.run_dir / "analysis.log").write_text(f"true rate constants: {CANARY}\n")
+            (spec.run_dir / "metrics.json").write_text(json.dumps(result.metrics))
+        return results
+
+
+def test_the_canary_planted_in_ground_truth_never_reaches_the_agent(tmp_path, keys):
+    cache = tmp_path / "cache"
+    config = write_config(
+        tmp_path / "c.yaml",
+        agent="anthropic",
+        n_iter_block=2,
+        slots=2,
+        plots=True,
+        llm={"model": "claude-standin"},
+    )
+    with StandIn(default=anthropic_default) as server:
+        explore(
+            config,
+            tmp_path / "ex",
+            overrides=[f"explore.llm.base_url={server.url}"],
+            iterations=4,
+            executor=CanaryExecutor(2, cache),
+            cache_dir=cache,
+            progress=False,
+        )
+    out = tmp_path / "ex"
+    planted = [
+        p for p in [*cache.rglob("*"), *out.rglob("*")] if p.is_file() and CANARY.encode() in p.read_bytes()
+    ]
+    assert {p.name for p in planted} >= {
+        "ground_truth.npz",
+        "rate_constants.png",
+        "metrics.json",
+        "analysis.log",
+    }
+
+    workspace = out / "workspace"
+    assert (workspace / "tree.png").is_file() and list(workspace.glob("nodes/iter_*/metrics.json"))
+    for path in workspace.rglob("*"):
+        assert not path.is_file() or CANARY.encode() not in path.read_bytes(), path
+    _, calls, _ = records(out)
+    assert len(calls) == 2 and len(server.requests) == 2 and all(c["error"] is None for c in calls)
+    for call in calls:
+        assert CANARY not in call["prompt"] and CANARY not in (call["reply"] or "")
+    for request in server.requests:
+        assert CANARY.encode() not in request.raw
+        for block in request.body["messages"][0]["content"]:
+            if block["type"] == "image":
+                assert CANARY.encode() not in base64.b64decode(block["source"]["data"])
+
+
+# --- replay ----------------------------------------------------------------------------------------------
+def test_replay_of_an_llm_exploration_reproduces_it_without_calling_the_model(
+    tmp_path, cache, keys, monkeypatch
+):
+    with StandIn(default=openai_default) as server:
+        llm = {"model": "m", "base_url": server.url, "images": False}
+        first = run(tmp_path, cache, "openai", llm)
+    monkeypatch.delenv("OPENAI_API_KEY")  # replay needs no key and no server
+    again = tmp_path / "again"
+    explore(None, again, replay_from=first, executor=InProcessExecutor(2), cache_dir=cache, progress=False)
+
+    def tree(out):
+        nodes, calls, _ = records(out)
+        return [(n.id, n.block, n.parent, n.mutation, n.config, n.metrics) for n in nodes], calls
+
+    (recorded, calls), (replayed, replay_calls) = tree(first), tree(again)
+    assert recorded == replayed and len(recorded) == 4
+    assert len(calls) == 2 and replay_calls == []
+    assert len(server.requests) == 2
