@@ -23,7 +23,7 @@ from standin import (
 )
 
 from gnnlab.errors import ConfigError
-from gnnlab.explore import explore, make_agent
+from gnnlab.explore import explore, make_agent, status
 from gnnlab.explore.agents.llm import SCHEMA
 from gnnlab.explore.store import STORE_FILE, Store
 
@@ -104,6 +104,13 @@ def test_anthropic_exploration_two_blocks_with_tokens_cost_and_no_key_on_disk(tm
     assert sum(c["input_tokens"] for c in calls) == 2000 and sum(c["output_tokens"] for c in calls) == 200
     assert sum(c["cost_usd"] for c in calls) == pytest.approx(2 * (1000 * 3.0 + 100 * 15.0) / 1e6)
     assert all(c["latency_s"] > 0 for c in calls)
+    assert status(out)["llm"] == {
+        "calls": 2,
+        "calls_with_error": 0,
+        "input_tokens": 2000,
+        "output_tokens": 200,
+        "cost_usd": pytest.approx(0.009),
+    }
 
     first = server.requests[0]
     assert first.path == "/v1/messages"  # the key went in a header (which one depends on the SDK version)
@@ -257,6 +264,22 @@ def test_budget_exhaustion_hands_the_slots_to_the_rule_agent_and_stops_calling(t
     assert [n.agent for n in nodes] == ["anthropic", "anthropic"] + ["rule (after rejecting anthropic)"] * 2
     assert [e["iteration"] for e in rejected] == [3, 4]
     assert all("LLM budget exhausted ($0.0200 of $0.0150)" in e["detail"]["reason"] for e in rejected)
+
+    # the spend is read from the store, so a resumed exploration (no server now) makes no call either
+    explore(
+        None, out, resume=True, iterations=6, executor=InProcessExecutor(1), cache_dir=cache, progress=False
+    )
+    nodes, calls, rejected = records(out)
+    assert len(nodes) == 6 and len(calls) == 2 and [e["iteration"] for e in rejected] == [3, 4, 5, 6]
+
+
+def test_max_turns_one_means_no_re_ask(tmp_path, cache, keys):
+    with StandIn([openai_text("not JSON")]) as server:
+        llm = {"model": "m", "base_url": server.url, "max_turns": 1, "images": False}
+        out = run(tmp_path, cache, "openai", llm, iterations=1, slots=1)
+    nodes, calls, rejected = records(out)
+    assert len(server.requests) == 1 and len(calls) == 1 and "not JSON" in calls[0]["error"]
+    assert [n.agent for n in nodes] == ["rule (after rejecting openai)"] and len(rejected) == 1
 
 
 # --- what the model is shown ------------------------------------------------------------------------------

@@ -141,6 +141,12 @@ def _print_status(summary: dict) -> None:
         f"loop overhead {summary['overhead_s_per_iteration']:.2f} s/iteration"
     )
     print(f"  failed: {len(summary['failed'])}; rejected proposals: {summary['rejected_proposals']}")
+    llm = summary["llm"]
+    if llm["calls"]:
+        print(
+            f"  LLM: {llm['calls']} calls ({llm['calls_with_error']} failed or rejected), "
+            f"{llm['input_tokens']} + {llm['output_tokens']} tokens, ${llm['cost_usd']:.4f}"
+        )
     for failure in summary["failed"][:5]:
         print(f"    node {failure['node']}: {failure['reason']}")
     if best is None:

@@ -100,7 +100,9 @@ class LLM(Section):
     )
     prices: dict[str, Price] = Field(default_factory=dict, description="Per-model prices (USD per Mtoken).")
     default_price: Price = Field(Price(), description="Price of a model missing from prices.")
-    timeout_s: PositiveFloat = Field(120.0, description="Per-call timeout.")
+    timeout_s: PositiveFloat = Field(
+        120.0, description="Per HTTP request: a call takes at most (1 + max_retries) x timeout_s."
+    )
     max_retries: int = Field(2, ge=0, description="The SDK's retries of a failed HTTP request.")
     max_turns: PositiveInt = Field(
         2, description="Model calls per round: the first ask plus re-asks of rejected proposals."

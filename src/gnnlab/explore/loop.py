@@ -519,6 +519,7 @@ def status(out: str | Path) -> dict[str, Any]:
             "running": [n.id for n in nodes if n.status == "running"],
             "pending": [n.id for n in nodes if n.status == "pending"],
             "rejected_proposals": len(store.events("rejected")),
+            "llm": _llm_summary(store.llm_calls()),
             "best": best,
             "wall_minutes": float(store.meta("elapsed_s", 0.0)) / 60,
             "run_minutes": sum(n.run_seconds or 0.0 for n in done) / 60,
@@ -527,6 +528,16 @@ def status(out: str | Path) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def _llm_summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "calls": len(calls),
+        "calls_with_error": sum(c["error"] is not None for c in calls),
+        "input_tokens": sum(c["input_tokens"] for c in calls),
+        "output_tokens": sum(c["output_tokens"] for c in calls),
+        "cost_usd": sum(c["cost_usd"] for c in calls),
+    }
 
 
 __all__ = ["ExplorationLoop", "apply_regime", "explore", "status"]
