@@ -327,7 +327,7 @@ class ExplorationLoop:
         rules = self._rules()
         block = blocks[-1].block if blocks else 1
         entries = ucb_scores(self.spec, nodes, block, c_scale=rules.ucb_c_scale)
-        files = {  # the names of RENDERED
+        files = {  # keyed by the names in RENDERED, which the workspace copies
             "analysis.md": analysis_md(self.spec, nodes, blocks, self.base),
             "memory.md": memory_md(self.spec, nodes, blocks, block),
             "ucb_scores.txt": ucb_txt(self.spec, entries, nodes),
