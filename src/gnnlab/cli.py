@@ -104,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--iterations", type=int, default=None, help="iteration budget (explore.budget)")
     explore.add_argument(
         "--agent",
-        choices=["rule", "random", "optuna", "replay"],
+        choices=["rule", "random", "optuna", "replay", "anthropic", "openai"],
         default=None,
-        help="who proposes (explore.agent)",
+        help="who proposes (explore.agent); the LLM agents read explore.llm and their API key variable",
     )
     explore.add_argument("--slots", type=int, default=None, help="runs at once (explore.slots)")
     explore.add_argument("--seed", type=int, default=None, help="the agent's seed (explore.seed)")
@@ -141,6 +141,12 @@ def _print_status(summary: dict) -> None:
         f"loop overhead {summary['overhead_s_per_iteration']:.2f} s/iteration"
     )
     print(f"  failed: {len(summary['failed'])}; rejected proposals: {summary['rejected_proposals']}")
+    llm = summary["llm"]
+    if llm["calls"]:
+        print(
+            f"  LLM: {llm['calls']} calls ({llm['calls_with_error']} failed or rejected), "
+            f"{llm['input_tokens']} + {llm['output_tokens']} tokens, ${llm['cost_usd']:.4f}"
+        )
     for failure in summary["failed"][:5]:
         print(f"    node {failure['node']}: {failure['reason']}")
     if best is None:

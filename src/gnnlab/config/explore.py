@@ -13,7 +13,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 from gnnlab.config._base import Section
 
 SlotRole = Literal["exploit", "explore", "principle-test"]
-AgentName = Literal["rule", "random", "optuna", "replay"]
+AgentName = Literal["rule", "random", "optuna", "replay", "anthropic", "openai"]
 
 
 class Parameter(Section):
@@ -80,6 +80,43 @@ class Budget(Section):
     wall_minutes: PositiveFloat | None = Field(None, description="Stop proposing once this much time passed.")
 
 
+class Price(Section):
+    """US dollars per million tokens."""
+
+    input: NonNegativeFloat = 0.0
+    output: NonNegativeFloat = 0.0
+
+
+class LLM(Section):
+    """Settings of the LLM agents (``anthropic``, ``openai``). Keys never live here: they come from the
+    SDKs' environment variables only, so no file the loop writes can hold one."""
+
+    model: str = "claude-sonnet-4-5"
+    base_url: str | None = Field(
+        None, description="Endpoint; overrides ANTHROPIC_BASE_URL / OPENAI_BASE_URL (a local server)."
+    )
+    budget_usd: NonNegativeFloat | None = Field(
+        None, description="Stop calling the model once this much was spent; the rule agent takes over."
+    )
+    prices: dict[str, Price] = Field(default_factory=dict, description="Per-model prices (USD per Mtoken).")
+    default_price: Price = Field(Price(), description="Price of a model missing from prices.")
+    timeout_s: PositiveFloat = Field(
+        120.0, description="Per HTTP request: a call takes at most (1 + max_retries) x timeout_s."
+    )
+    max_retries: int = Field(2, ge=0, description="The SDK's retries of a failed HTTP request.")
+    max_turns: PositiveInt = Field(
+        2, description="Model calls per round: the first ask plus re-asks of rejected proposals."
+    )
+    max_tokens: PositiveInt = 4096
+    images: bool = Field(True, description="Attach the latest plots (tree.png, progress.png) as images.")
+    json_schema: bool = Field(
+        False, description="openai: ask for JSON-schema output (servers that support response_format)."
+    )
+
+    def price(self, model: str) -> Price:
+        return self.prices.get(model, self.default_price)
+
+
 class ExploreConfig(Section):
     """The ``explore`` section. Defaults follow the seed documents (4 slots, roles, c = 1.414)."""
 
@@ -101,6 +138,7 @@ class ExploreConfig(Section):
     budget: Budget = Budget()
     run_timeout_minutes: PositiveFloat = 30.0
     agent: AgentName = "rule"
+    llm: LLM = LLM()
     seed: int = Field(0, description="Seeds the agent (rule, random, optuna); runs keep their own seeds.")
     plots: bool = Field(
         True,
@@ -129,4 +167,4 @@ class ExploreConfig(Section):
         return self.slot_roles[slot % len(self.slot_roles)]
 
 
-__all__ = ["Budget", "ExploreConfig", "Parameter", "Regime", "Target"]
+__all__ = ["LLM", "Budget", "ExploreConfig", "Parameter", "Price", "Regime", "Target"]

@@ -1,8 +1,8 @@
 """``gnnlab explore``: an agent proposes runs, a UCB tree over them decides where to look next, block after
 block; everything is recorded in a SQLite store so the loop can be killed and resumed at any moment.
 
-Layers inside the package (each imports only those before it): ``space``, ``store`` → ``tree`` →
-``knowledge`` → ``agents`` → ``executor``, ``render``, ``plots`` → ``loop``.
+Layers inside the package (each imports only those before it): ``space``, ``store``, ``workspace`` →
+``tree`` → ``knowledge`` → ``agents`` → ``executor``, ``render``, ``plots`` → ``loop``.
 """
 
 from gnnlab.explore.agents import AGENTS, Agent, BlockDecision, Context, Proposal, Slot, make_agent

@@ -20,12 +20,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from tqdm.auto import tqdm
 
 from gnnlab import pipeline
 from gnnlab.config import ExploreConfig, dump_config, load_explore, parse_config, simulation_hash
 from gnnlab.errors import ConfigError, GnnlabError
-from gnnlab.explore.agents import Agent, BlockDecision, Context, Proposal, RuleAgent, Slot, make_agent
+from gnnlab.explore.agents import (
+    Agent,
+    BlockDecision,
+    Context,
+    Proposal,
+    RuleAgent,
+    Slot,
+    make_agent,
+    validate_proposal,
+)
 from gnnlab.explore.executor import Executor, LocalExecutor, RunSpec
 from gnnlab.explore.knowledge import Rules
 from gnnlab.explore.plots import plot_progress, plot_tree
@@ -33,6 +43,7 @@ from gnnlab.explore.render import analysis_md, memory_md, protocol_md, ucb_txt
 from gnnlab.explore.space import SearchSpace, set_values
 from gnnlab.explore.store import STORE_FILE, Node, Store
 from gnnlab.explore.tree import node_rewards, ucb_scores
+from gnnlab.explore.workspace import PLOTS, WORKSPACE, metrics_json, write_workspace
 
 
 @dataclasses.dataclass
@@ -149,6 +160,7 @@ class ExplorationLoop:
             rules=rules,
             seed=self.spec.seed,
             regimes_used=tuple(b.regime for b in self.store.blocks()),
+            llm_spent_usd=self.store.llm_spent_usd(),
         )
 
     def _start_block(self, block: int, nodes: list[Node]) -> None:
@@ -193,7 +205,13 @@ class ExplorationLoop:
         )
         slots = [Slot(len(nodes) + 1 + i, i, self.spec.role(i)) for i in range(size)]
         context = self._context(block, nodes)
-        proposals = self.agent.propose(context, slots)
+        self.render()  # the new block's files, before the agent's view of them is refreshed
+        self.write_workspace(block, nodes)
+        try:
+            proposals = self.agent.propose(context, slots)
+        finally:
+            for call in self.agent.take_calls():
+                self.store.record_llm_call(call)
         if len(proposals) != len(slots):
             raise GnnlabError(
                 f"agent {self.agent.name!r} returned {len(proposals)} proposals for {len(slots)} slots"
@@ -202,7 +220,7 @@ class ExplorationLoop:
         revision = pipeline.code_revision()  # two git calls: once per round, not per node
         for slot, proposal in zip(slots, proposals, strict=True):
             agent_name = self.agent.name
-            config, reason = self.validate(context, proposal, slot.slot)
+            config, reason = validate_proposal(context, proposal, slot.slot)
             if reason is not None:
                 self.store.log_event(
                     "rejected",
@@ -211,39 +229,12 @@ class ExplorationLoop:
                 )
                 (proposal,) = self.fallback.propose(context, [slot])
                 agent_name = f"{self.fallback.name} (after rejecting {self.agent.name})"
-                config, reason = self.validate(context, proposal, slot.slot)
+                config, reason = validate_proposal(context, proposal, slot.slot)
                 if reason is not None:
                     raise GnnlabError(f"the rule agent's fallback proposal is invalid: {reason}")
             assert config is not None
             rows.append(self._row(slot, block, proposal, config, agent_name, context, revision))
         self.store.add_nodes(rows)
-
-    def validate(self, context: Context, proposal: Proposal, slot: int) -> tuple[dict | None, str | None]:
-        """The run config of a proposal, or why it is rejected."""
-        in_block = {n.id: n for n in context.block_nodes()}
-        if proposal.robust_of is not None:
-            node = in_block.get(proposal.robust_of)
-            if node is None:
-                return None, f"robust_of={proposal.robust_of} is not a finished node of block {context.block}"
-            if proposal.mutation:
-                return None, "a robustness re-run changes the training seed only"
-            if proposal.training_seed not in self.spec.robustness_seeds:
-                return None, f"training seed {proposal.training_seed} is not in explore.robustness_seeds"
-            return set_values(node.config, {"training.seed": proposal.training_seed}), None
-        if proposal.parent is not None and proposal.parent not in in_block:
-            return None, f"parent {proposal.parent} is not a finished node of block {context.block}"
-        if not proposal.mutation and proposal.parent is not None:
-            return None, "the mutation changes nothing"
-        try:
-            config = self.space.apply(
-                context.config_of(proposal.parent),
-                proposal.mutation,
-                slot,
-                allow_empty=proposal.parent is None,
-            )
-        except ConfigError as exc:
-            return None, str(exc)
-        return config, None
 
     def _row(
         self, slot: Slot, block: int, p: Proposal, config: dict, agent: str, ctx: Context, revision: str
@@ -336,7 +327,7 @@ class ExplorationLoop:
         rules = self._rules()
         block = blocks[-1].block if blocks else 1
         entries = ucb_scores(self.spec, nodes, block, c_scale=rules.ucb_c_scale)
-        files = {
+        files = {  # keyed by the names in RENDERED, which the workspace copies
             "analysis.md": analysis_md(self.spec, nodes, blocks, self.base),
             "memory.md": memory_md(self.spec, nodes, blocks, block),
             "ucb_scores.txt": ucb_txt(self.spec, entries, nodes),
@@ -356,6 +347,28 @@ class ExplorationLoop:
         if plots and any(n.is_finished for n in nodes):
             plot_tree(self.spec, nodes, self.out / "tree.png")
             plot_progress(self.spec, nodes, self.out / "progress.png")
+
+    def write_workspace(self, block: int, nodes: list[Node]) -> Path:
+        """Refresh ``DIR/workspace/``, the agent's whole view, from the store and the loop's own files only
+        (see :mod:`gnnlab.explore.workspace`: nothing of a run directory or the dataset cache goes in)."""
+        rewards = node_rewards(self.spec, nodes)
+        scored = [n for n in nodes if n.block == block and n.id in rewards and n.robust_of is None]
+        record = next(b for b in self.store.blocks() if b.block == block)
+        current = max(scored, key=lambda n: (rewards[n.id], -n.id)).config if scored else record.root_config
+        files = {
+            "config.yaml": yaml.safe_dump(current, sort_keys=False).encode(),
+            **{name: (self.out / name).read_bytes() for name in RENDERED},
+            **{
+                f"nodes/iter_{n.id:03d}/metrics.json": metrics_json(n.metrics).encode()
+                for n in nodes
+                if n.is_finished
+            },
+            **{name: (self.out / name).read_bytes() for name in PLOTS if (self.out / name).is_file()},
+        }
+        return write_workspace(self.out, files)
+
+
+RENDERED = ("analysis.md", "memory.md", "ucb_scores.txt", "protocol.md")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -437,7 +450,7 @@ def explore(
             store,
             spec,
             base,
-            make_agent(spec.agent, replay_from=replay_from),
+            make_agent(spec.agent, replay_from=replay_from, spec=spec, workspace=out / WORKSPACE),
             executor or LocalExecutor(spec.slots),
             cache_dir=cache_dir,
             progress=progress,
@@ -506,6 +519,7 @@ def status(out: str | Path) -> dict[str, Any]:
             "running": [n.id for n in nodes if n.status == "running"],
             "pending": [n.id for n in nodes if n.status == "pending"],
             "rejected_proposals": len(store.events("rejected")),
+            "llm": _llm_summary(store.llm_calls()),
             "best": best,
             "wall_minutes": float(store.meta("elapsed_s", 0.0)) / 60,
             "run_minutes": sum(n.run_seconds or 0.0 for n in done) / 60,
@@ -514,6 +528,16 @@ def status(out: str | Path) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def _llm_summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "calls": len(calls),
+        "calls_with_error": sum(c["error"] is not None for c in calls),
+        "input_tokens": sum(c["input_tokens"] for c in calls),
+        "output_tokens": sum(c["output_tokens"] for c in calls),
+        "cost_usd": sum(c["cost_usd"] for c in calls),
+    }
 
 
 __all__ = ["ExplorationLoop", "apply_regime", "explore", "status"]

@@ -6,7 +6,8 @@ status in one statement. Markdown files are rendered *from* the store and never 
 
 Tables: ``meta`` (the spec, the base config, loop settings), ``nodes`` (one row per iteration), ``blocks``
 (block-end summaries, rules, regime), ``protocol_versions`` (each rewrite of the rules, as a diff) and
-``events`` (rejected proposals and other things worth keeping).
+``events`` (rejected proposals and other things worth keeping) and ``llm_calls`` (every call an LLM agent
+made: what it was shown, what it answered, tokens, cost, latency, error).
 """
 
 import dataclasses
@@ -71,6 +72,20 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS llm_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    iteration INTEGER,                 -- the first iteration of the round the call proposed for
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt TEXT NOT NULL,              -- JSON: system, user, image file names (workspace-relative)
+    reply TEXT,                        -- the reply's text or tool input (JSON); NULL when the call failed
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    latency_s REAL NOT NULL,
+    error TEXT                         -- why the call or its reply was rejected; NULL when accepted
+);
 """
 
 FINISHED = ("done", "failed")
@@ -134,6 +149,22 @@ class BlockRecord:
     ended: float | None
     summary: dict[str, Any] | None
     rules: dict[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMCall:
+    """One model call as recorded (field order = the table's columns after ``time``)."""
+
+    iteration: int | None
+    backend: str
+    model: str
+    prompt: str
+    reply: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_s: float
+    error: str | None
 
 
 class Store:
@@ -278,5 +309,20 @@ class Store:
             query, args = "SELECT * FROM events WHERE kind = ? ORDER BY id", (kind,)
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in self.db.execute(query, args)]
 
+    # --- llm calls --------------------------------------------------------------------------------------
+    def record_llm_call(self, call: LLMCall) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO llm_calls (time, iteration, backend, model, prompt, reply, input_tokens, "
+                "output_tokens, cost_usd, latency_s, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), *dataclasses.astuple(call)),
+            )
 
-__all__ = ["FINISHED", "STORE_FILE", "BlockRecord", "Node", "Store"]
+    def llm_calls(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM llm_calls ORDER BY id")]
+
+    def llm_spent_usd(self) -> float:
+        return float(self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM llm_calls").fetchone()[0])
+
+
+__all__ = ["FINISHED", "STORE_FILE", "BlockRecord", "LLMCall", "Node", "Store"]

@@ -6,12 +6,16 @@ Contract (what the loop guarantees and what it expects):
   and a read-only :class:`Context`: every node so far, rewards, the current block's UCB table, the rules.
   It returns exactly one :class:`Proposal` per slot, in the same order. It must not run anything or write
   anywhere; the loop records, validates and executes.
-* A proposal is never trusted: the loop checks it against the search space (declared, non-frozen,
+* A proposal is never trusted: the loop checks it (:func:`validate_proposal`, which an agent may call
+  itself, e.g. to re-ask a model) against the search space (declared, non-frozen,
   non-per-slot keys, typed values in range, a valid run config, a parent in the current block). An invalid
-  proposal is recorded with its reason and the ``rule`` agent fills that slot instead.
+  proposal is recorded with its reason and the ``rule`` agent fills that slot instead. An agent that has
+  nothing valid to offer for a slot returns a proposal with ``rejected`` set to the reason.
 * :meth:`Agent.end_block` is called once after every node of a block has finished; it returns the block
   summary, the rewritten rules and an optional regime for the next block. The default implementation is the
   seeds' statistics-driven rewrite; LLM agents may override it.
+* An agent that calls a model keeps a record of each call; the loop takes them with :meth:`Agent.take_calls`
+  after every :meth:`Agent.propose` and stores them (the agent itself writes nowhere).
 * For ``--resume`` and ``replay`` to be exact, an agent's answers must depend only on its arguments
   (derive randomness from ``context.seed`` and the iteration numbers, never from hidden state).
 """
@@ -22,9 +26,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from gnnlab.config.explore import ExploreConfig
+from gnnlab.errors import ConfigError
 from gnnlab.explore.knowledge import BlockStats, Rules, block_stats, principles, rewrite_rules
-from gnnlab.explore.space import SearchSpace
-from gnnlab.explore.store import Node
+from gnnlab.explore.space import SearchSpace, set_values
+from gnnlab.explore.store import LLMCall, Node
 from gnnlab.explore.tree import UcbEntry, node_rewards
 
 
@@ -48,6 +53,7 @@ class Proposal:
     rationale: str = ""
     robust_of: int | None = None
     training_seed: int | None = None
+    rejected: str | None = None  # the agent gave up on this slot (and why): the rule agent decides it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +67,7 @@ class Context:
     rules: Rules
     seed: int
     regimes_used: tuple[str | None, ...] = ()
+    llm_spent_usd: float = 0.0  # what every recorded LLM call so far cost (budget checks survive resume)
 
     @property
     def rewards(self) -> dict[int, float]:
@@ -83,6 +90,36 @@ class Context:
         rewards = self.rewards
         scored = [n for n in self.block_nodes() if n.id in rewards]
         return max(scored, key=lambda n: (rewards[n.id], -n.id)) if scored else None
+
+
+def validate_proposal(context: Context, proposal: Proposal, slot: int) -> tuple[dict | None, str | None]:
+    """The run config of a proposal, or why it is rejected (the loop's check, callable by agents)."""
+    if proposal.rejected is not None:
+        return None, proposal.rejected
+    in_block = {n.id: n for n in context.block_nodes()}
+    if proposal.robust_of is not None:
+        node = in_block.get(proposal.robust_of)
+        if node is None:
+            return None, f"robust_of={proposal.robust_of} is not a finished node of block {context.block}"
+        if proposal.mutation:
+            return None, "a robustness re-run changes the training seed only"
+        if proposal.training_seed not in context.spec.robustness_seeds:
+            return None, f"training seed {proposal.training_seed} is not in explore.robustness_seeds"
+        return set_values(node.config, {"training.seed": proposal.training_seed}), None
+    if proposal.parent is not None and proposal.parent not in in_block:
+        return None, f"parent {proposal.parent} is not a finished node of block {context.block}"
+    if not proposal.mutation and proposal.parent is not None:
+        return None, "the mutation changes nothing"
+    try:
+        config = context.space.apply(
+            context.config_of(proposal.parent),
+            proposal.mutation,
+            slot,
+            allow_empty=proposal.parent is None,
+        )
+    except ConfigError as exc:
+        return None, str(exc)
+    return config, None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,5 +172,9 @@ class Agent(abc.ABC):
     def end_block(self, context: Context) -> BlockDecision:
         return default_end_block(context)
 
+    def take_calls(self) -> list[LLMCall]:
+        """The model calls made since the last take (none for agents that call no model)."""
+        return []
 
-__all__ = ["Agent", "BlockDecision", "Context", "Proposal", "Slot", "default_end_block"]
+
+__all__ = ["Agent", "BlockDecision", "Context", "Proposal", "Slot", "default_end_block", "validate_proposal"]
