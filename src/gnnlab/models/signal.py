@@ -14,7 +14,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
+from gnnlab.config.signal import SignalModelConfig
 from gnnlab.models._base import DynamicsModel, check_groups, mlp
+from gnnlab.systems.signal.simulator import SignalObservations
 
 
 class WeightedSum(MessagePassing):
@@ -82,3 +84,15 @@ class SignalModel(DynamicsModel):
     def penalty(self, states: Tensor, training: Any) -> Tensor:
         """L1 on W (sparsity when the support is unknown)."""
         return training.coeff_W_L1 * self.W.abs().sum()
+
+
+def build_signal_model(observations: SignalObservations, section: SignalModelConfig) -> SignalModel:
+    """One weight per candidate edge of the observations (true support or all pairs), sized by ``section``."""
+    return SignalModel(
+        torch.as_tensor(observations.edge_index),
+        n_neurons=observations.activity.shape[2],
+        embedding_dim=section.embedding_dim,
+        hidden_dim=section.hidden_dim,
+        n_layers=section.n_layers,
+        activation=section.activation,
+    )
