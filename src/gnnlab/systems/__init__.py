@@ -6,7 +6,9 @@ from gnnlab.systems.metabolism.simulator import MetabolismSystem
 from gnnlab.systems.perturbation.simulator import PerturbationSystem
 from gnnlab.systems.signal.simulator import SignalSystem
 
-SYSTEMS: dict[str, System] = {system.name: system for system in (MetabolismSystem(), PerturbationSystem(), SignalSystem())}
+SYSTEMS: dict[str, System] = {
+    system.name: system for system in (MetabolismSystem(), PerturbationSystem(), SignalSystem())
+}
 
 
 def get_system(name: str) -> System:

@@ -1,7 +1,8 @@
 """Trainers, one per kind of model, registered by system in :data:`TRAINERS`.
 
 This module holds the dynamics trainer (metabolism's, and signal's with seed 003's noise augmentation): Adam
-on mini-batches of frames, then an optional full-batch L-BFGS refinement. :mod:`.perturbation` trains perturbation-effect predictors.
+on mini-batches of frames, then an optional full-batch L-BFGS refinement. :mod:`.perturbation` trains
+perturbation-effect predictors.
 
 Training sees :class:`~gnnlab.systems.Frames` built from observations and nothing else: this module imports
 no evaluation code and no ground-truth loader (``tests/test_leakage.py`` holds it to that).
