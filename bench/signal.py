@@ -12,17 +12,24 @@ Targets (issue 9): chaotic N=100 connectivity_R2 >= 0.999 every seed in <= 3 min
 unknown support >= 0.95 over all pairs with edge AUROC >= 0.99; low rank + Dale and measurement noise: report.
 """
 
-import argparse
-import json
-import platform
-import resource
-import statistics
-import tempfile
-import time
-from pathlib import Path
+import sys
 
-import gnnlab
-from gnnlab.pipeline import code_revision
+# Run as a script, this file's directory comes first on the import path and the file, named after its
+# system, would shadow the standard library's ``signal`` module for everything imported below.
+if __name__ == "__main__":
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gnnlab  # noqa: E402
+from gnnlab.pipeline import code_revision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "signal.yaml"
