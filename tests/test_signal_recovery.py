@@ -13,6 +13,11 @@ RUN_FILES = ["config.yaml", "run.json", "metrics.json", "analysis.log", "history
 PLOTS = ["W_scatter.png", "functions.png", "embeddings.png", "kinograph.png", "loss.png"]
 
 
+def test_shipped_config_is_the_built_in_default():
+    shipped = Path(__file__).parents[1] / "configs" / "signal.yaml"
+    assert load_config(shipped) == load_config(None, ["system=signal"])
+
+
 def test_run_writes_the_record_metrics_and_plots(signal_config, cache, tmp_path):
     metrics = gnnlab.run(signal_config, tmp_path / "run", cache_dir=cache, progress=False)
     for name in RUN_FILES:

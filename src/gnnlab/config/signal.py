@@ -65,10 +65,17 @@ class SignalSimulation(Section):
 
 
 class SignalTraining(TrainingBase):
-    """Seed-003 parameter groups and regularisers of the signal model."""
+    """Seed-003 parameter groups and regularisers of the signal model, and the benchmark's budget."""
 
-    learning_rate_W_start: NonNegativeFloat = 1e-2
-    learning_rate_start: NonNegativeFloat = 1e-3
+    data_augmentation_loop: PositiveFloat = 20.0
+    lbfgs_iterations: int = Field(100, ge=0)
+    n_threads: PositiveInt | None = Field(
+        1, description="One thread: ten times faster on a shared 2-core CPU."
+    )
+    learning_rate_W_start: NonNegativeFloat = Field(
+        5e-2, description="W learns g * W_true, std ~ g / sqrt(N)."
+    )
+    learning_rate_start: NonNegativeFloat = 3e-3
     learning_rate_embedding_start: NonNegativeFloat = 1e-3
     coeff_W_L1: NonNegativeFloat = Field(0.0, description="L1 penalty on the edge weights.")
     coeff_edge_diff: NonNegativeFloat = Field(
