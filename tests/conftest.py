@@ -52,3 +52,24 @@ PERTURBATION_TINY = [  # 63 genes, 24 knock-downs (6 held out): simulates in wel
 @pytest.fixture
 def perturbation_config() -> Config:
     return load_config(None, PERTURBATION_TINY)
+
+
+SIGNAL_TINY = [  # 20 neurons in two types, 400 frames: simulates in milliseconds
+    "system=signal",
+    "simulation.n_neurons=20",
+    "simulation.n_neuron_types=2",
+    "simulation.decay_per_type=[1.0, 2.0]",
+    "simulation.baseline_per_type=[0.0, 0.0]",
+    "simulation.self_recurrence_per_type=[0.0, 0.5]",
+    "simulation.threshold_per_type=[0.0, 0.0]",
+    "simulation.width_per_type=[1.0, 1.0]",
+    "simulation.n_frames=400",
+    "training.data_augmentation_loop=5",
+    "training.lbfgs_iterations=5",
+    "training.n_threads=1",
+]
+
+
+@pytest.fixture
+def signal_config() -> Config:
+    return load_config(None, SIGNAL_TINY)

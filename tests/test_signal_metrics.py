@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from gnnlab.evaluation.signal import connectivity_metrics
+from gnnlab.config import load_config
+from gnnlab.errors import ConfigError
+from gnnlab.evaluation.signal import connectivity_metrics, effective_rank
 
 
 @pytest.fixture
@@ -54,3 +56,15 @@ def test_unknown_support_scores_edge_detection_over_all_pairs(network):
     assert metrics["edge_auroc"] > 0.99
     assert metrics["connectivity_R2_off_support"] == pytest.approx(0.008, abs=0.002)
     assert metrics["connectivity_R2_all_pairs"] > 0.99
+
+
+def test_effective_rank_counts_components_for_99_percent_of_variance():
+    rng = np.random.default_rng(0)
+    three_dims = rng.standard_normal((2000, 3)) @ rng.standard_normal((3, 40))
+    assert effective_rank(three_dims) == 3
+    assert effective_rank(rng.standard_normal((5000, 40))) >= 38  # white noise fills almost every direction
+
+
+def test_seed_003_gauge_penalties_are_refused_because_the_model_fixes_the_gauge():
+    with pytest.raises(ConfigError, match="coeff_edge_norm must be 0"):
+        load_config(None, ["system=signal", "training.coeff_edge_norm=1.0"])

@@ -28,10 +28,15 @@ from gnnlab.config.perturbation import (
     PerturbationSimulation,
     PerturbationTraining,
 )
+from gnnlab.config.signal import SignalConfig, SignalModelConfig, SignalSimulation, SignalTraining
 from gnnlab.errors import ConfigError
 
-Config = MetabolismConfig | PerturbationConfig
-CONFIG_TYPES: dict[str, type[Config]] = {"metabolism": MetabolismConfig, "perturbation": PerturbationConfig}
+Config = MetabolismConfig | PerturbationConfig | SignalConfig
+CONFIG_TYPES: dict[str, type[Config]] = {
+    "metabolism": MetabolismConfig,
+    "perturbation": PerturbationConfig,
+    "signal": SignalConfig,
+}
 
 
 def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -181,6 +186,10 @@ __all__ = [
     "PerturbationSimulation",
     "PerturbationTraining",
     "Section",
+    "SignalConfig",
+    "SignalModelConfig",
+    "SignalSimulation",
+    "SignalTraining",
     "TrainingBase",
     "apply_overrides",
     "config_to_dict",

@@ -1,7 +1,7 @@
 """Config schema of the neural signal-propagation system (``system: signal``).
 
-Key names follow seed 003 where they exist. Not yet registered in ``CONFIG_TYPES``: the model and
-evaluation halves of the plug-in are still to come, and a registered system must run end to end.
+Key names follow seed 003 where they exist. The defaults are the chaotic N=100, one-type benchmark of
+``configs/signal.yaml``.
 """
 
 from typing import Literal
@@ -65,9 +65,56 @@ class SignalSimulation(Section):
 
 
 class SignalTraining(TrainingBase):
-    """Seed-003 parameter groups and regularisers of the signal model."""
+    """Seed-003 parameter groups and regularisers of the signal model, and the benchmark's budget."""
 
-    learning_rate_W_start: NonNegativeFloat = 1e-2
-    learning_rate_start: NonNegativeFloat = 1e-3
+    data_augmentation_loop: PositiveFloat = 20.0
+    lbfgs_iterations: int = Field(100, ge=0)
+    n_threads: PositiveInt | None = Field(
+        1, description="One thread: ten times faster on a shared 2-core CPU."
+    )
+    learning_rate_W_start: NonNegativeFloat = Field(
+        5e-2, description="W learns g * W_true, std ~ g / sqrt(N)."
+    )
+    learning_rate_start: NonNegativeFloat = 3e-3
     learning_rate_embedding_start: NonNegativeFloat = 1e-3
     coeff_W_L1: NonNegativeFloat = Field(0.0, description="L1 penalty on the edge weights.")
+    coeff_edge_diff: NonNegativeFloat = Field(
+        0.0,
+        description="Seed 003's monotonicity penalty on g_phi; 0 only: g_phi is monotone by construction.",
+    )
+    coeff_edge_norm: NonNegativeFloat = Field(
+        0.0, description="Seed 003's W/g_phi scale penalty; 0 only: the tanh gauge fixes the scale exactly."
+    )
+    noise_model_level: NonNegativeFloat = Field(
+        0.0, description="Std of Gaussian noise added to the input states of each batch (augmentation)."
+    )
+
+    @model_validator(mode="after")
+    def _gauge_is_structural(self) -> "SignalTraining":
+        """Seed 003 fixed the W <-> g_phi ambiguity with soft penalties; this model fixes it by construction,
+        so a non-zero coefficient would be a silent no-op. Refuse it instead."""
+        for key in ("coeff_edge_diff", "coeff_edge_norm"):
+            if getattr(self, key) != 0.0:
+                raise ValueError(
+                    f"{key} must be 0: g_phi is a monotone tanh saturating at +-1 by construction "
+                    "(see gnnlab.models.signal), so the penalty has nothing to fix"
+                )
+        return self
+
+
+class SignalModelConfig(Section):
+    """Sizes of the signal GNN (see :mod:`gnnlab.models.signal` for the gauge)."""
+
+    embedding_dim: int = Field(2, ge=1)
+    hidden_dim: PositiveInt = 32
+    n_layers: PositiveInt = 2
+    activation: Literal["tanh", "silu"] = "tanh"
+
+
+class SignalConfig(Section):
+    """A complete signal-propagation run."""
+
+    system: Literal["signal"] = "signal"
+    simulation: SignalSimulation = SignalSimulation()
+    model: SignalModelConfig = SignalModelConfig()
+    training: SignalTraining = SignalTraining()

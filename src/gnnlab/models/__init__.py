@@ -9,12 +9,14 @@ from gnnlab.config import Config
 from gnnlab.models._base import DynamicsModel, count_parameters
 from gnnlab.models.metabolism import MetabolismGNN
 from gnnlab.models.perturbation import build_perturbation_model
+from gnnlab.models.signal import build_signal_model
 from gnnlab.systems import Observations
 
 # system -> model(observations, model section)
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "metabolism": MetabolismGNN,
     "perturbation": build_perturbation_model,
+    "signal": build_signal_model,
 }
 
 

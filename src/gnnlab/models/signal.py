@@ -14,7 +14,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
+from gnnlab.config.signal import SignalModelConfig
 from gnnlab.models._base import DynamicsModel, check_groups, mlp
+from gnnlab.systems.signal.simulator import SignalObservations
 
 
 class WeightedSum(MessagePassing):
@@ -41,8 +43,12 @@ class SignalModel(DynamicsModel):
         hidden_dim: int = 32,
         n_layers: int = 2,
         activation: str = "tanh",
+        activity_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        # f_theta reads u / activity_scale: at gain 10 the activity spans about +-15, where a tanh MLP fed
+        # raw u saturates and fits the linear decay -a u only slowly
+        self.register_buffer("activity_scale", torch.tensor(float(activity_scale)))
         self.register_buffer("edge_index", edge_index.long())
         self.W = nn.Parameter(torch.zeros(edge_index.shape[1]))
         self.embedding = nn.Parameter(0.1 * torch.randn(n_neurons, embedding_dim))
@@ -61,7 +67,7 @@ class SignalModel(DynamicsModel):
     def f_theta(self, u: Tensor) -> Tensor:
         """Intrinsic dynamics of each neuron, (B, N) -> (B, N)."""
         emb = self.embedding.expand(u.shape[0], -1, -1)
-        return self.node(torch.cat([u[..., None], emb], dim=-1)).squeeze(-1)
+        return self.node(torch.cat([(u / self.activity_scale)[..., None], emb], dim=-1)).squeeze(-1)
 
     def derivative(self, states: Tensor, inputs: Tensor) -> Tensor:
         recurrent = self.aggregate(self.g_phi(states).T, self.edge_index, self.W).T
@@ -82,3 +88,17 @@ class SignalModel(DynamicsModel):
     def penalty(self, states: Tensor, training: Any) -> Tensor:
         """L1 on W (sparsity when the support is unknown)."""
         return training.coeff_W_L1 * self.W.abs().sum()
+
+
+def build_signal_model(observations: SignalObservations, section: SignalModelConfig) -> SignalModel:
+    """One weight per candidate edge of the observations (true support or all pairs), sized by ``section``;
+    f_theta's input scale is the observed activity's standard deviation."""
+    return SignalModel(
+        torch.as_tensor(observations.edge_index),
+        n_neurons=observations.activity.shape[2],
+        embedding_dim=section.embedding_dim,
+        hidden_dim=section.hidden_dim,
+        n_layers=section.n_layers,
+        activation=section.activation,
+        activity_scale=float(observations.activity.std()),
+    )

@@ -4,8 +4,11 @@ from gnnlab.errors import ConfigError
 from gnnlab.systems._base import Frames, GroundTruth, Observations, Record, System
 from gnnlab.systems.metabolism.simulator import MetabolismSystem
 from gnnlab.systems.perturbation.simulator import PerturbationSystem
+from gnnlab.systems.signal.simulator import SignalSystem
 
-SYSTEMS: dict[str, System] = {system.name: system for system in (MetabolismSystem(), PerturbationSystem())}
+SYSTEMS: dict[str, System] = {
+    system.name: system for system in (MetabolismSystem(), PerturbationSystem(), SignalSystem())
+}
 
 
 def get_system(name: str) -> System:

@@ -1,7 +1,8 @@
 """Trainers, one per kind of model, registered by system in :data:`TRAINERS`.
 
-This module holds the dynamics trainer (metabolism's): Adam on mini-batches of frames, then an optional
-full-batch L-BFGS refinement. :mod:`.perturbation` trains perturbation-effect predictors.
+This module holds the dynamics trainer (metabolism's, and signal's with seed 003's noise augmentation): Adam
+on mini-batches of frames, then an optional full-batch L-BFGS refinement. :mod:`.perturbation` trains
+perturbation-effect predictors.
 
 Training sees :class:`~gnnlab.systems.Frames` built from observations and nothing else: this module imports
 no evaluation code and no ground-truth loader (``tests/test_leakage.py`` holds it to that).
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from gnnlab.config import TrainingBase
+from gnnlab.config import SignalTraining, TrainingBase
 from gnnlab.errors import TrainingDiverged
 from gnnlab.models import DynamicsModel
 from gnnlab.systems import Frames, Observations
@@ -131,8 +132,14 @@ def train(
     training: TrainingBase,
     *,
     progress: bool = True,
+    state_noise: float = 0.0,
 ) -> TrainResult:
-    """Fit ``model`` to the frames in place; never raises on divergence (the result says so instead)."""
+    """Fit ``model`` to the frames in place; never raises on divergence (the result says so instead).
+
+    ``state_noise`` > 0 adds fresh Gaussian noise to each Adam batch's input states (not its targets), so
+    the model is fitted on a neighbourhood of the observed trajectory rather than on the trajectory alone;
+    the L-BFGS phase then fits the clean frames.
+    """
     if training.n_threads:
         torch.set_num_threads(training.n_threads)
     device = resolve_device(training.device)
@@ -159,6 +166,9 @@ def train(
             for step in range(total_steps):
                 index = torch.randint(len(data), (training.batch_size,), generator=generator).to(device)
                 batch = data.batch(index)
+                if state_noise > 0:
+                    noise = torch.randn(batch.states.shape, generator=generator).to(device)
+                    batch = dataclasses.replace(batch, states=batch.states + state_noise * noise)
                 loss = data_loss(model, batch, weights) + model.penalty(batch.states, training)
                 value = loss.item()
                 if not math.isfinite(value):
@@ -427,6 +437,24 @@ def train_dynamics(
     return dataclasses.replace(result, objective=objective)
 
 
+def train_signal(
+    model: DynamicsModel, observations: Observations, training: SignalTraining, *, progress: bool = True
+) -> TrainResult:
+    """:func:`train` with seed 003's training-time noise (``training.noise_model_level``) on the states."""
+    return train(
+        model,
+        observations.frames("train"),
+        observations.frames("validation"),
+        training,
+        progress=progress,
+        state_noise=training.noise_model_level,
+    )
+
+
 # system -> train(model, observations, training, *, progress) returning a result with ``status``,
 # ``message``, ``training_time_s``, ``history`` and ``summary()`` (what the run record reports)
-TRAINERS: dict[str, Callable[..., Any]] = {"metabolism": train_dynamics, "perturbation": perturbation.train}
+TRAINERS: dict[str, Callable[..., Any]] = {
+    "metabolism": train_dynamics,
+    "perturbation": perturbation.train,
+    "signal": train_signal,
+}

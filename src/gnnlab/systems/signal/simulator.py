@@ -46,9 +46,10 @@ class SignalObservations(Observations):
 
 @dataclasses.dataclass(frozen=True)
 class SignalGroundTruth(GroundTruth):
-    """Hidden connectivity, neuron types, per-type parameters and the noise-free activity."""
+    """Hidden connectivity and gain, neuron types, per-type parameters and the noise-free activity."""
 
     W: np.ndarray  # (N, N) float64, W[i, j] from j to i
+    gain: float  # g: the model can only learn g * W (its gauge), so scoring divides by it
     types: np.ndarray  # (N,) int
     decay: np.ndarray  # (K,)
     baseline: np.ndarray  # (K,)
@@ -154,6 +155,7 @@ class SignalSystem(System):
         )
         truth = SignalGroundTruth(
             W=w,
+            gain=config.g,
             types=types,
             decay=np.asarray(config.decay_per_type, dtype=float),
             baseline=np.asarray(config.baseline_per_type, dtype=float),

@@ -1,0 +1,137 @@
+"""Benchmark: the signal system's regimes (issue 9's target table) over training seeds.
+
+Prints a table and writes JSON (default bench/results/signal.json). The targets are for 2 CPU cores; on a
+machine shared with other jobs ``--threads 1`` was ten times faster than two contended threads.
+
+    python bench/signal.py                                  # chaotic N=100, 1 type, seeds 0 1 2
+    python bench/signal.py --regimes four_types known_support --seeds 0
+    python bench/signal.py --frames 5000 --set training.lbfgs_iterations=100
+
+Targets (issue 9): chaotic N=100 connectivity_R2 >= 0.999 every seed in <= 3 min; N=1000 >= 0.99 in
+<= 10 min; 4 types conn >= 0.99 and cluster_accuracy >= 0.95; filling 0.5 known support >= 0.99,
+unknown support >= 0.95 over all pairs with edge AUROC >= 0.99; low rank + Dale and measurement noise: report.
+"""
+
+import sys
+
+# Run as a script, this file's directory comes first on the import path and the file, named after its
+# system, would shadow the standard library's ``signal`` module for everything imported below.
+if __name__ == "__main__":
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gnnlab  # noqa: E402
+from gnnlab.pipeline import code_revision  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "signal.yaml"
+
+FOUR_TYPES = [
+    "simulation.n_neuron_types=4",
+    "simulation.decay_per_type=[1.0, 2.0, 1.0, 2.0]",
+    "simulation.baseline_per_type=[0.0, 0.0, 0.0, 0.0]",
+    "simulation.self_recurrence_per_type=[0.0, 0.0, 1.0, 1.0]",
+    "simulation.threshold_per_type=[0.0, 0.0, 0.0, 0.0]",
+    "simulation.width_per_type=[1.0, 1.0, 1.0, 1.0]",
+]
+
+# regime -> overrides of configs/signal.yaml
+REGIMES: dict[str, list[str]] = {
+    "chaotic_N100": [],
+    "chaotic_N1000": ["simulation.n_neurons=1000"],
+    "four_types": FOUR_TYPES,
+    "known_support": ["simulation.connectivity_filling_factor=0.5"],
+    "unknown_support": ["simulation.connectivity_filling_factor=0.5", "simulation.known_support=false"],
+    "low_rank_Dale": [
+        "simulation.connectivity_type=low_rank",
+        "simulation.connectivity_rank=20",
+        "simulation.Dale_law=true",
+    ],
+    "measurement_noise": ["simulation.measurement_noise_level=0.05"],
+}
+
+COLUMNS = [
+    ("connectivity_R2", "conn R2", "{:.4f}"),
+    ("connectivity_pearson_R2", "pearson R2", "{:.4f}"),
+    ("connectivity_sign_accuracy", "sign acc", "{:.3f}"),
+    ("edge_auroc", "AUROC", "{:.4f}"),
+    ("cluster_accuracy", "cluster acc", "{:.3f}"),
+    ("effective_rank", "rank", "{}"),
+    ("test_R2_short", "rollout R2 (1st 10%)", "{:.3f}"),
+    ("training_time_min", "train min", "{:.2f}"),
+    ("wall_min", "wall min", "{:.2f}"),
+]
+
+
+def run_one(overrides: list[str], seed: int, out: Path, cache: Path) -> dict:
+    """One run through ``gnnlab.run`` (simulation cached across seeds), timed wall-clock."""
+    start = time.perf_counter()
+    metrics = gnnlab.run(
+        CONFIG, out, overrides=[*overrides, f"training.seed={seed}"], cache_dir=cache, progress=False
+    )
+    return {**metrics, "wall_min": (time.perf_counter() - start) / 60}
+
+
+def cell(row: dict, key: str, fmt: str) -> str:
+    value = row.get(key)
+    return "-" if value is None else fmt.format(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=["chaotic_N100"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--frames", type=int, help="override simulation.n_frames")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--set", nargs="*", default=[], help="extra section.key=value overrides")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "signal.json")
+    args = parser.parse_args()
+
+    extra = [f"training.n_threads={args.threads}", *args.set]
+    if args.frames:
+        extra.append(f"simulation.n_frames={args.frames}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for regime in args.regimes:
+            for seed in args.seeds:
+                metrics = run_one([*REGIMES[regime], *extra], seed, Path(tmp) / f"{regime}-{seed}", Path(tmp))
+                rows.append({"regime": regime, "seed": seed, **metrics})
+                print(regime, seed, " ".join(f"{k}={cell(metrics, k, f)}" for k, _, f in COLUMNS), flush=True)
+
+    header = ["regime", "seed", *(title for _, title, _ in COLUMNS)]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        cells = [row["regime"], str(row["seed"]), *(cell(row, k, f) for k, _, f in COLUMNS)]
+        print("| " + " | ".join(cells) + " |")
+    for regime in args.regimes:
+        scores = [r["connectivity_R2"] for r in rows if r["regime"] == regime and r.get("connectivity_R2")]
+        if scores:
+            print(
+                f"{regime}: median connectivity_R2 {statistics.median(scores):.4f}, worst {min(scores):.4f}"
+            )
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory {peak_mib:.0f} MiB")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "code_revision": code_revision(),
+        "machine": platform.platform(),
+        "overrides": extra,
+        "peak_rss_mib": peak_mib,
+        "runs": rows,
+    }
+    args.out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
