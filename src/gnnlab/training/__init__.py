@@ -101,7 +101,7 @@ class TrainResult:
     adam_steps: int
     lbfgs_iterations: int
     history: dict[str, list[float]]
-    objective: str = "derivative"  # which objective ran (``auto`` resolved)
+    objective: str  # which objective ran (``auto`` resolved)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "history"}
@@ -125,51 +125,47 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train(
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What the two-phase driver needs from a loss: a mini-batch loss for Adam step ``step``, the full loss
+    on the training and held-out data, an L-BFGS refinement, and how many frames one Adam step consumes."""
+
+    batch_loss: Callable[[int], Tensor]
+    train_loss: Callable[[], float]
+    held_out_loss: Callable[[], float]
+    refine: Callable[[dict[str, list[float]]], int]
+    frames_per_step: int
+    total_steps: int
+    name: str
+
+
+def _fit(
     model: DynamicsModel,
-    train_frames: Frames,
-    validation_frames: Frames,
+    groups: list[dict[str, Any]],
+    objective: Objective,
     training: TrainingBase,
-    *,
-    progress: bool = True,
-    state_noise: float = 0.0,
+    progress: bool,
 ) -> TrainResult:
-    """Fit ``model`` to the frames in place; never raises on divergence (the result says so instead).
-
-    ``state_noise`` > 0 adds fresh Gaussian noise to each Adam batch's input states (not its targets), so
-    the model is fitted on a neighbourhood of the observed trajectory rather than on the trajectory alone;
-    the L-BFGS phase then fits the clean frames.
-    """
-    if training.n_threads:
-        torch.set_num_threads(training.n_threads)
-    device = resolve_device(training.device)
-    model.to(device)
-    data = FrameTensors.from_frames(train_frames, device)
-    held_out = FrameTensors.from_frames(validation_frames, device)
-    weights = loss_weights(data, training.loss_normalisation)
-    generator = torch.Generator(device="cpu").manual_seed(training.seed)
-
-    steps_per_epoch = math.ceil(len(data) * training.data_augmentation_loop / training.batch_size)
-    total_steps = steps_per_epoch * training.n_epochs
-    optimizer = torch.optim.Adam(model.param_groups(training))
+    """Adam with per-group rates and the schedule, then the objective's refinement; a non-finite loss at any
+    point ends the fit with status ``failed: diverged`` instead of raising."""
+    total_steps = objective.total_steps
+    optimizer = torch.optim.Adam(groups)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training, total_steps))
     history: dict[str, list[float]] = {"loss": [], "val_step": [], "val_loss": [], "lbfgs_loss": []}
     eval_every = max(1, total_steps // 20)
-
     start = time.perf_counter()
     step = 0
     try:
         bar = tqdm(
-            total=total_steps, desc="train (Adam)", unit="step", disable=not progress, dynamic_ncols=True
+            total=total_steps,
+            desc=f"train ({objective.name})",
+            unit="step",
+            disable=not progress,
+            dynamic_ncols=True,
         )
         with bar:
             for step in range(total_steps):
-                index = torch.randint(len(data), (training.batch_size,), generator=generator).to(device)
-                batch = data.batch(index)
-                if state_noise > 0:
-                    noise = torch.randn(batch.states.shape, generator=generator).to(device)
-                    batch = dataclasses.replace(batch, states=batch.states + state_noise * noise)
-                loss = data_loss(model, batch, weights) + model.penalty(batch.states, training)
+                loss = objective.batch_loss(step)
                 value = loss.item()
                 if not math.isfinite(value):
                     raise TrainingDiverged(f"loss is {value} at Adam step {step}")
@@ -182,11 +178,11 @@ def train(
                 history["loss"].append(value)
                 if step % eval_every == 0 or step == total_steps - 1:
                     history["val_step"].append(step)
-                    history["val_loss"].append(full_loss(model, held_out, weights))
+                    history["val_loss"].append(objective.held_out_loss())
                     bar.set_postfix(loss=f"{value:.3g}", val=f"{history['val_loss'][-1]:.3g}")
                 bar.update()
         adam_time = time.perf_counter() - start
-        lbfgs_done = _refine_lbfgs(model, data, weights, training, history, progress)
+        lbfgs_done = objective.refine(history)
     except TrainingDiverged as exc:
         elapsed = time.perf_counter() - start
         return TrainResult(
@@ -196,35 +192,93 @@ def train(
             lbfgs_iterations=len(history["lbfgs_loss"]),
             final_loss=None,
             val_loss=None,
-            frames_per_second=step * training.batch_size / max(elapsed, 1e-9),
+            frames_per_second=step * objective.frames_per_step / max(elapsed, 1e-9),
             training_time_s=elapsed,
             history=history,
+            objective=objective.name,
         )
     return TrainResult(
         status="ok",
         message="",
         adam_steps=total_steps,
         lbfgs_iterations=lbfgs_done,
-        final_loss=full_loss(model, data, weights),
-        val_loss=full_loss(model, held_out, weights),
-        frames_per_second=total_steps * training.batch_size / max(adam_time, 1e-9),
+        final_loss=objective.train_loss(),
+        val_loss=objective.held_out_loss(),
+        frames_per_second=total_steps * objective.frames_per_step / max(adam_time, 1e-9),
         training_time_s=time.perf_counter() - start,
         history=history,
+        objective=objective.name,
     )
 
 
-def _refine_lbfgs(
+def _prepare(model: DynamicsModel, training: TrainingBase) -> torch.device:
+    if training.n_threads:
+        torch.set_num_threads(training.n_threads)
+    device = resolve_device(training.device)
+    model.to(device)
+    return device
+
+
+def train(
     model: DynamicsModel,
-    data: FrameTensors,
-    weights: Tensor,
+    train_frames: Frames,
+    validation_frames: Frames,
+    training: TrainingBase,
+    *,
+    progress: bool = True,
+    name: str = "derivative",
+    state_noise: float = 0.0,
+) -> TrainResult:
+    """Fit ``model`` to the frames in place; never raises on divergence (the result says so instead).
+
+    ``state_noise`` > 0 adds fresh Gaussian noise to each Adam batch's input states (not its targets), so
+    the model is fitted on a neighbourhood of the observed trajectory rather than on the trajectory alone;
+    the L-BFGS phase then fits the clean frames.
+    """
+    device = _prepare(model, training)
+    data = FrameTensors.from_frames(train_frames, device)
+    held_out = FrameTensors.from_frames(validation_frames, device)
+    weights = loss_weights(data, training.loss_normalisation)
+    generator = torch.Generator(device="cpu").manual_seed(training.seed)
+
+    def batch_loss(step: int) -> Tensor:
+        index = torch.randint(len(data), (training.batch_size,), generator=generator).to(device)
+        batch = data.batch(index)
+        if state_noise > 0:
+            noise = torch.randn(batch.states.shape, generator=generator).to(device)
+            batch = dataclasses.replace(batch, states=batch.states + state_noise * noise)
+        return data_loss(model, batch, weights) + model.penalty(batch.states, training)
+
+    steps_per_epoch = math.ceil(len(data) * training.data_augmentation_loop / training.batch_size)
+    objective = Objective(
+        batch_loss=batch_loss,
+        train_loss=lambda: full_loss(model, data, weights),
+        held_out_loss=lambda: full_loss(model, held_out, weights),
+        refine=lambda history: _lbfgs(
+            [p for p in model.parameters() if p.requires_grad],
+            training,
+            history,
+            progress,
+            _frames_loss_and_backward(model, data, weights, training),
+        ),
+        frames_per_step=training.batch_size,
+        total_steps=steps_per_epoch * training.n_epochs,
+        name=name,
+    )
+    return _fit(model, model.param_groups(training), objective, training, progress)
+
+
+def _lbfgs(
+    params: list[Tensor],
     training: TrainingBase,
     history: dict[str, list[float]],
     progress: bool,
+    loss_and_backward: Callable[[], Tensor],
 ) -> int:
-    """Full-batch L-BFGS with a strong-Wolfe line search on data loss + penalties; returns iterations run."""
+    """Full-batch L-BFGS with a strong-Wolfe line search over ``params``; ``loss_and_backward`` evaluates the
+    whole loss, accumulates its gradients and returns it detached. Returns the iterations run."""
     if training.lbfgs_iterations == 0:
         return 0
-    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.LBFGS(
         params,
         lr=1.0,
@@ -235,11 +289,31 @@ def _refine_lbfgs(
         tolerance_grad=0.0,
         tolerance_change=0.0,
     )
-    n_valid = data.mask.sum().clamp_min(1.0)
     bar = tqdm(desc="refine (L-BFGS)", unit="eval", disable=not progress, dynamic_ncols=True)
 
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
+        loss = loss_and_backward()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss is {value} during L-BFGS evaluation {len(history['lbfgs_loss'])}")
+        history["lbfgs_loss"].append(value)
+        bar.set_postfix(loss=f"{value:.3g}")
+        bar.update()
+        return loss
+
+    with bar:
+        optimizer.step(closure)
+    return int(optimizer.state[params[0]].get("n_iter", 0))
+
+
+def _frames_loss_and_backward(
+    model: DynamicsModel, data: FrameTensors, weights: Tensor, training: TrainingBase
+) -> Callable[[], Tensor]:
+    """Data loss + penalties over every frame, in chunks (backward per chunk keeps memory flat)."""
+    n_valid = data.mask.sum().clamp_min(1.0)
+
+    def evaluate() -> Tensor:
         total = torch.zeros((), device=data.states.device)
         for chunk in data.chunks():
             part = data_loss(model, chunk, weights) * chunk.mask.sum() / n_valid
@@ -248,17 +322,9 @@ def _refine_lbfgs(
         penalty = model.penalty(data.states[: training.batch_size], training)
         if penalty.requires_grad:
             penalty.backward()
-        loss = (total + penalty.detach()).item()
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"loss is {loss} during L-BFGS evaluation {len(history['lbfgs_loss'])}")
-        history["lbfgs_loss"].append(loss)
-        bar.set_postfix(loss=f"{loss:.3g}")
-        bar.update()
         return total + penalty.detach()
 
-    with bar:
-        optimizer.step(closure)
-    return int(optimizer.state[params[0]].get("n_iter", 0))
+    return evaluate
 
 
 def train_shooting(
@@ -272,125 +338,51 @@ def train_shooting(
 ) -> TrainResult:
     """Fit ``model`` by multiple shooting (:mod:`.trajectory`): Adam on mini-batches of windows, then
     full-batch L-BFGS. ``*_states`` are (readings (runs, T, N), inputs (runs, T, N)) pairs."""
-    if training.n_threads:
-        torch.set_num_threads(training.n_threads)
-    device = resolve_device(training.device)
-    model.to(device)
+    device = _prepare(model, training)
     windows = trajectory.Windows.cut(*train_states, training.window, device)
     held_out = trajectory.Windows.cut(*validation_states, training.window, device)
     weights = trajectory.state_weights(windows.readings, training.loss_normalisation)
-    shooting = trajectory.Shooting(
-        windows, weights, delta_t, training.rollout_substeps, training.fit_window_starts
-    )
-    scoring = trajectory.Shooting(held_out, weights, delta_t, training.rollout_substeps, fit_starts=False)
+    substeps = training.rollout_substeps
+    shooting = trajectory.Shooting(windows, weights, delta_t, substeps, training.fit_window_starts)
+    scoring = trajectory.Shooting(held_out, weights, delta_t, substeps, fit_starts=False)
     generator = torch.Generator(device="cpu").manual_seed(training.seed)
-
     per_batch = max(1, training.batch_size // training.window)
-    total_steps = math.ceil(len(windows) * training.data_augmentation_loop / per_batch) * training.n_epochs
+
+    def batch_loss(step: int) -> Tensor:
+        index = torch.randint(len(windows), (per_batch,), generator=generator).to(device)
+        return shooting.loss(model, index) + model.penalty(windows.readings[index, 0], training)
+
+    def full(loss: trajectory.Shooting) -> float:
+        with torch.no_grad():
+            return float(loss.loss(model, slice(None)))
+
+    def shooting_loss_and_backward() -> Tensor:
+        loss = shooting.loss(model, slice(None)) + model.penalty(windows.readings[:, 0], training)
+        if torch.isfinite(loss):
+            loss.backward()
+        return loss.detach()
+
     groups = model.param_groups(training)
     if training.fit_window_starts:
         groups.append(
             {"name": "window_starts", "params": [shooting.starts], "lr": training.learning_rate_start}
         )
-    optimizer = torch.optim.Adam(groups)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training, total_steps))
-    history: dict[str, list[float]] = {"loss": [], "val_step": [], "val_loss": [], "lbfgs_loss": []}
-    eval_every = max(1, total_steps // 20)
-
-    def full(objective: trajectory.Shooting) -> float:
-        with torch.no_grad():
-            return float(objective.loss(model, slice(None)))
-
-    start = time.perf_counter()
-    step = 0
-    try:
-        bar = tqdm(total=total_steps, desc="train (shooting)", unit="step", disable=not progress)
-        with bar:
-            for step in range(total_steps):
-                index = torch.randint(len(windows), (per_batch,), generator=generator).to(device)
-                loss = shooting.loss(model, index) + model.penalty(windows.readings[index, 0], training)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrainingDiverged(f"loss is {value} at Adam step {step}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if training.grad_clip_norm:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip_norm)
-                optimizer.step()
-                scheduler.step()
-                history["loss"].append(value)
-                if step % eval_every == 0 or step == total_steps - 1:
-                    history["val_step"].append(step)
-                    history["val_loss"].append(full(scoring))
-                    bar.set_postfix(loss=f"{value:.3g}", val=f"{history['val_loss'][-1]:.3g}")
-                bar.update()
-        adam_time = time.perf_counter() - start
-        lbfgs_done = _refine_shooting(model, shooting, training, history, progress)
-    except TrainingDiverged as exc:
-        elapsed = time.perf_counter() - start
-        return TrainResult(
-            status="failed: diverged",
-            message=str(exc),
-            adam_steps=step,
-            lbfgs_iterations=len(history["lbfgs_loss"]),
-            final_loss=None,
-            val_loss=None,
-            frames_per_second=step * per_batch * training.window / max(elapsed, 1e-9),
-            training_time_s=elapsed,
-            history=history,
-            objective="trajectory",
-        )
-    return TrainResult(
-        status="ok",
-        message="",
-        adam_steps=total_steps,
-        lbfgs_iterations=lbfgs_done,
-        final_loss=full(shooting),
-        val_loss=full(scoring),
-        frames_per_second=total_steps * per_batch * training.window / max(adam_time, 1e-9),
-        training_time_s=time.perf_counter() - start,
-        history=history,
-        objective="trajectory",
+    objective = Objective(
+        batch_loss=batch_loss,
+        train_loss=lambda: full(shooting),
+        held_out_loss=lambda: full(scoring),
+        refine=lambda history: _lbfgs(
+            [p for p in [*model.parameters(), shooting.starts] if p.requires_grad],
+            training,
+            history,
+            progress,
+            shooting_loss_and_backward,
+        ),
+        frames_per_step=per_batch * training.window,
+        total_steps=math.ceil(len(windows) * training.data_augmentation_loop / per_batch) * training.n_epochs,
+        name="trajectory",
     )
-
-
-def _refine_shooting(
-    model: DynamicsModel,
-    shooting: "trajectory.Shooting",
-    training: TrainingBase,
-    history: dict[str, list[float]],
-    progress: bool,
-) -> int:
-    """Full-batch L-BFGS on the shooting loss (model and free starts together); returns iterations run."""
-    if training.lbfgs_iterations == 0:
-        return 0
-    params = [p for p in [*model.parameters(), shooting.starts] if p.requires_grad]
-    optimizer = torch.optim.LBFGS(
-        params,
-        lr=1.0,
-        max_iter=training.lbfgs_iterations,
-        max_eval=2 * training.lbfgs_iterations,
-        history_size=50,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
-    )
-    bar = tqdm(desc="refine (L-BFGS)", unit="eval", disable=not progress)
-
-    def closure() -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss = shooting.loss(model, slice(None)) + model.penalty(shooting.windows.readings[:, 0], training)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"loss is {value} during L-BFGS evaluation {len(history['lbfgs_loss'])}")
-        loss.backward()
-        history["lbfgs_loss"].append(value)
-        bar.update()
-        return loss.detach()
-
-    with bar:
-        optimizer.step(closure)
-    return int(optimizer.state[params[0]].get("n_iter", 0))
+    return _fit(model, groups, objective, training, progress)
 
 
 def train_dynamics(
@@ -398,8 +390,11 @@ def train_dynamics(
 ) -> TrainResult:
     """Fit a dynamics model with the configured objective; ``auto`` chooses it from the training readings
     (:func:`.trajectory.choose_objective`), and the result records which one ran."""
-    objective = getattr(training, "objective", "derivative")
-    if objective == "derivative" and not hasattr(observations, "trajectories"):
+    objective = getattr(training, "objective", "derivative")  # a system without the noise objectives
+    delta_t = float(getattr(observations, "delta_t", 0.0))
+    if objective == "auto":
+        objective = trajectory.choose_objective(observations.trajectories("train")[0], delta_t)
+    if objective == "derivative":
         return train(
             model,
             observations.frames("train"),
@@ -411,14 +406,8 @@ def train_dynamics(
         observations.trajectories("train"),
         observations.trajectories("validation"),
     )
-    delta_t = float(observations.delta_t)
-    if objective == "auto":
-        objective = trajectory.choose_objective(train_states[0], delta_t)
-    if objective == "derivative":
-        train_frames, validation_frames = observations.frames("train"), observations.frames("validation")
-    else:
-        train_frames = trajectory.smoothed_frames(*train_states, delta_t, training.smoothing_window)
-        validation_frames = trajectory.smoothed_frames(*validation_states, delta_t, training.smoothing_window)
+    train_frames = trajectory.smoothed_frames(*train_states, delta_t, training.smoothing_window)
+    validation_frames = trajectory.smoothed_frames(*validation_states, delta_t, training.smoothing_window)
     if objective == "trajectory":
         # the shooting loss is far from convex for a model that does not yet oscillate like the data: an
         # Adam pass on smoothed derivatives first puts the model in the basin that shooting then refines
@@ -428,13 +417,13 @@ def train_dynamics(
             validation_frames,
             training.model_copy(update={"lbfgs_iterations": 0}),
             progress=progress,
+            name="trajectory",
         )
         if warm.status != "ok":
-            return dataclasses.replace(warm, objective=objective)
+            return warm
         result = train_shooting(model, train_states, validation_states, training, delta_t, progress=progress)
         return dataclasses.replace(result, training_time_s=result.training_time_s + warm.training_time_s)
-    result = train(model, train_frames, validation_frames, training, progress=progress)
-    return dataclasses.replace(result, objective=objective)
+    return train(model, train_frames, validation_frames, training, progress=progress, name=objective)
 
 
 def train_signal(
