@@ -53,7 +53,9 @@ class ClaudeMessagesStandIn:
 
     def messages(self) -> list[Any]:
         """The bodies of the POST /v1/messages requests, in order."""
-        return [r.body for r in self.requests if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"]
+        return [
+            r.body for r in self.requests if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"
+        ]
 
     def __enter__(self) -> "ClaudeMessagesStandIn":
         self._thread.start()
@@ -69,22 +71,44 @@ class ClaudeMessagesStandIn:
 
     def _events(self, blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
         usage = {"input_tokens": 10, "output_tokens": 0}
-        message = {"id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant", "model": self.model,
-                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+        message = {
+            "id": f"msg_{next(self._ids)}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage,
+        }
         yield "message_start", {"type": "message_start", "message": message}
         for index, block in enumerate(blocks):
             if block["type"] == "text":
                 start = {"type": "text", "text": ""}
                 delta = {"type": "text_delta", "text": block["text"]}
             else:
-                start = {"type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": block["name"], "input": {}}
+                start = {
+                    "type": "tool_use",
+                    "id": f"toolu_{next(self._ids)}",
+                    "name": block["name"],
+                    "input": {},
+                }
                 delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            )
             yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
             yield "content_block_stop", {"type": "content_block_stop", "index": index}
         stop = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
-        yield "message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                "usage": {"output_tokens": 5}}
+        yield (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 5},
+            },
+        )
         yield "message_stop", {"type": "message_stop"}
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
@@ -104,7 +128,9 @@ class ClaudeMessagesStandIn:
 
             def do_GET(self) -> None:
                 standin.requests.append(Recorded("GET", self.path, None))
-                self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "stand-in"}})
+                self._json(
+                    404, {"type": "error", "error": {"type": "not_found_error", "message": "stand-in"}}
+                )
 
             def do_HEAD(self) -> None:
                 standin.requests.append(Recorded("HEAD", self.path, None))
@@ -122,7 +148,9 @@ class ClaudeMessagesStandIn:
                 if path == "/v1/messages/count_tokens":
                     self._json(200, {"input_tokens": 10})
                 elif path != "/v1/messages":
-                    self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "stand-in"}})
+                    self._json(
+                        404, {"type": "error", "error": {"type": "not_found_error", "message": "stand-in"}}
+                    )
                 elif isinstance(body, dict) and body.get("stream"):
                     self._stream(standin._next_turn(body))
                 else:
@@ -132,7 +160,8 @@ class ClaudeMessagesStandIn:
                 events = dict(standin._events(blocks))
                 message = events["message_start"]["message"]
                 content = [
-                    {**b, "id": f"toolu_{next(standin._ids)}"} if b["type"] == "tool_use" else b for b in blocks
+                    {**b, "id": f"toolu_{next(standin._ids)}"} if b["type"] == "tool_use" else b
+                    for b in blocks
                 ]
                 stop = events["message_delta"]["delta"]["stop_reason"]
                 self._json(200, {**message, "content": content, "stop_reason": stop})

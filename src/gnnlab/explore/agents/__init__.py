@@ -1,14 +1,16 @@
-"""Agents, registered by name: the rule agent (default), plain-search baselines, and replay."""
+"""Agents, registered by name: the rule agent (default), plain-search baselines, the Claude Code CLI, and
+replay."""
 
 from pathlib import Path
 
 from gnnlab.errors import ConfigError
 from gnnlab.explore.agents._base import Agent, BlockDecision, Context, Proposal, Slot, default_end_block
 from gnnlab.explore.agents.baselines import OptunaAgent, RandomAgent
+from gnnlab.explore.agents.claude_cli import ClaudeAgent
 from gnnlab.explore.agents.replay import ReplayAgent
 from gnnlab.explore.agents.rule import RuleAgent
 
-AGENTS: dict[str, type[Agent]] = {a.name: a for a in (RuleAgent, RandomAgent, OptunaAgent)}
+AGENTS: dict[str, type[Agent]] = {a.name: a for a in (RuleAgent, RandomAgent, OptunaAgent, ClaudeAgent)}
 
 
 def make_agent(name: str, *, replay_from: str | Path | None = None) -> Agent:
@@ -26,6 +28,7 @@ __all__ = [
     "AGENTS",
     "Agent",
     "BlockDecision",
+    "ClaudeAgent",
     "Context",
     "OptunaAgent",
     "Proposal",
