@@ -143,8 +143,10 @@ def train(
 
     steps_per_epoch = math.ceil(len(data) * training.data_augmentation_loop / training.batch_size)
     total_steps = steps_per_epoch * training.n_epochs
+    # >>> explore-region: optimizer (an agent with explore.allow_code_edits may rewrite these lines only)
     optimizer = torch.optim.Adam(model.param_groups(training))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training, total_steps))
+    # <<< explore-region: optimizer
     history: dict[str, list[float]] = {"loss": [], "val_step": [], "val_loss": [], "lbfgs_loss": []}
     eval_every = max(1, total_steps // 20)
 
