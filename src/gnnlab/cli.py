@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--iterations", type=int, default=None, help="iteration budget (explore.budget)")
     explore.add_argument(
         "--agent",
-        choices=["rule", "random", "optuna", "replay"],
+        choices=["rule", "random", "optuna", "claude", "replay"],
         default=None,
         help="who proposes (explore.agent)",
     )
