@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from explore_helpers import TINY, spec
+from explore_helpers import TINY, InProcessExecutor, spec, write_config
 from standin.claude_messages import ClaudeMessagesStandIn, text, tool_use
 
 from gnnlab.config import parse_config
-from gnnlab.explore.agents import Context, Slot
+from gnnlab.explore import Store, explore
+from gnnlab.explore.agents import AGENTS, Context, Slot
 from gnnlab.explore.agents.claude_cli import (
     ClaudeAgent,
     ClaudeError,
@@ -20,6 +21,7 @@ from gnnlab.explore.agents.claude_cli import (
 )
 from gnnlab.explore.knowledge import Rules
 from gnnlab.explore.space import SearchSpace
+from gnnlab.explore.store import STORE_FILE
 
 ROOT = parse_config({k: v for k, v in TINY.items() if k != "explore"}).model_dump(mode="json")
 
@@ -136,3 +138,75 @@ def test_config_diff_reports_changed_and_added_dotted_keys_only():
     before = {"training": {"lr": 0.1, "n": 3}, "model": {"act": "silu"}}
     after = {"training": {"lr": 0.2, "n": 3, "extra": 1}, "model": {}}
     assert config_diff(before, after) == {"training.lr": 0.2, "training.extra": 1}
+
+
+LR_STEPS = [0.03, 0.05, 0.01, 0.04, 0.06, 0.008, 0.02, 0.07]  # the scripted model's lr_k, call by call
+
+
+def explore_turns(workspace: Path) -> list:
+    """Per CLI call: Read config.yaml, Edit its lr_k line (answering what the Read returned), finish."""
+    config = str(workspace / "config.yaml")
+
+    def edit(value: float):
+        def turn(body):
+            shown = str(body["messages"][-1]["content"][0]["content"])
+            [line] = [ln.split("\t", 1)[1] for ln in shown.splitlines() if "\t  learning_rate_k: " in ln]
+            new = f"  learning_rate_k: {value}"
+            return [tool_use("Edit", file_path=config, old_string=line, new_string=new)]
+
+        return turn
+
+    turns: list = []
+    for value in LR_STEPS:
+        turns += [[tool_use("Read", file_path=config)], edit(value), [text(f"try lr_k={value}")]]
+    return turns
+
+
+def test_an_exploration_driven_by_the_real_cli_is_replayed_exactly(tmp_path, claude_bin, monkeypatch):
+    """2 blocks x 4 iterations, 2 slots: every node's mutation is the scripted edit, and replay matches."""
+    workspace, cache = tmp_path / "workspace", tmp_path / "cache"
+    with ClaudeMessagesStandIn(explore_turns(workspace)) as standin:
+
+        class ScriptedClaude(ClaudeAgent):
+            def __init__(self) -> None:
+                super().__init__(
+                    workspace, model="claude-standin", timeout_s=120, env=cli_env(tmp_path, standin.url)
+                )
+
+        monkeypatch.setitem(AGENTS, "claude", ScriptedClaude)
+        config = write_config(tmp_path / "ex.yaml", agent="claude", n_iter_block=4)
+        explore(
+            config,
+            tmp_path / "source",
+            iterations=8,
+            executor=InProcessExecutor(2),
+            cache_dir=cache,
+            progress=False,
+        )
+    recorded = nodes_of(tmp_path / "source")
+    assert [n.block for n in recorded] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert [n.mutation for n in recorded] == [{"training.learning_rate_k": v} for v in LR_STEPS]
+    assert [n.config["training"]["learning_rate_k"] for n in recorded] == LR_STEPS
+    assert len(standin.messages()) == 3 * len(LR_STEPS)
+
+    explore(
+        None,
+        tmp_path / "copy",
+        agent="replay",
+        replay_from=tmp_path / "source",
+        executor=InProcessExecutor(2),
+        cache_dir=cache,
+        progress=False,
+    )
+    fields = [(n.id, n.block, n.parent, n.config, n.mutation, n.metrics) for n in recorded]
+    assert [
+        (n.id, n.block, n.parent, n.config, n.mutation, n.metrics) for n in nodes_of(tmp_path / "copy")
+    ] == fields
+
+
+def nodes_of(directory: Path) -> list:
+    store = Store(directory / STORE_FILE)
+    try:
+        return store.nodes()
+    finally:
+        store.close()

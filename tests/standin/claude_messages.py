@@ -12,7 +12,7 @@ import http.server
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -22,6 +22,10 @@ def text(value: str) -> dict[str, Any]:
 
 def tool_use(name: str, **tool_input: Any) -> dict[str, Any]:
     return {"type": "tool_use", "name": name, "input": tool_input}
+
+
+# a turn: its blocks, or a function of the request body (to answer what a tool returned, e.g. a file read)
+Turn = list[dict[str, Any]] | Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 
 @dataclasses.dataclass
@@ -38,7 +42,7 @@ class ClaudeMessagesStandIn:
     again); a text-only turn ends the conversation. When the queue is empty the answer is a plain "done".
     """
 
-    def __init__(self, turns: list[list[dict[str, Any]]], model: str = "claude-standin") -> None:
+    def __init__(self, turns: list[Turn], model: str = "claude-standin") -> None:
         self.turns = list(turns)
         self.model = model
         self.requests: list[Recorded] = []
@@ -67,7 +71,8 @@ class ClaudeMessagesStandIn:
 
     def _next_turn(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         with self._lock:
-            return self.turns.pop(0) if self.turns else [text("done")]
+            turn = self.turns.pop(0) if self.turns else [text("done")]
+        return turn(body) if callable(turn) else turn
 
     def _events(self, blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
         usage = {"input_tokens": 10, "output_tokens": 0}
