@@ -55,10 +55,10 @@ def fake_cli(tmp_path: Path, script: str) -> str:
 
 @pytest.fixture
 def claude_bin() -> str:
-    binary = find_claude_bin()
-    if not os.path.exists(binary):
+    try:
+        return find_claude_bin()
+    except ClaudeError:
         pytest.skip("Claude Code CLI not installed (make test runs npm ci in tools/claude)")
-    return binary
 
 
 def test_real_cli_edits_the_workspace_config_and_the_diff_is_the_proposal(tmp_path, claude_bin):
