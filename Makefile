@@ -2,6 +2,8 @@
 #   make run    the main job: the metabolism benchmark on the built-in defaults (CPU, no API key)
 #   make test   the test suite (what CI runs)
 PYTHON ?= python3
+# The pinned Claude Code CLI (tools/claude/package-lock.json) for the `claude` agent and its loopback tests.
+CLAUDE_CLI := tools/claude/node_modules/.package-lock.json
 VENV := .venv
 STAMP := $(VENV)/.installed
 
@@ -13,10 +15,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+$(CLAUDE_CLI): tools/claude/package-lock.json
+	npm ci --prefix tools/claude --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(STAMP)
 	$(VENV)/bin/gnnlab run --out runs/metabolism
 
-test: $(STAMP)
+test: $(STAMP) $(CLAUDE_CLI)
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--iterations", type=int, default=None, help="iteration budget (explore.budget)")
     explore.add_argument(
         "--agent",
-        choices=["rule", "random", "optuna", "replay", "anthropic", "openai"],
+        choices=["rule", "random", "optuna", "replay", "anthropic", "openai", "claude"],
         default=None,
         help="who proposes (explore.agent); the LLM agents read explore.llm and their API key variable",
     )

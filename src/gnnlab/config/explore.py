@@ -13,7 +13,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 from gnnlab.config._base import Section
 
 SlotRole = Literal["exploit", "explore", "principle-test"]
-AgentName = Literal["rule", "random", "optuna", "replay", "anthropic", "openai"]
+AgentName = Literal["rule", "random", "optuna", "replay", "anthropic", "openai", "claude"]
 
 
 class Parameter(Section):

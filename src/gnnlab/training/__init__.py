@@ -149,8 +149,10 @@ def _fit(
     """Adam with per-group rates and the schedule, then the objective's refinement; a non-finite loss at any
     point ends the fit with status ``failed: diverged`` instead of raising."""
     total_steps = objective.total_steps
+    # >>> explore-region: optimizer (an agent with explore.allow_code_edits may rewrite these lines only)
     optimizer = torch.optim.Adam(groups)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training, total_steps))
+    # <<< explore-region: optimizer
     history: dict[str, list[float]] = {"loss": [], "val_step": [], "val_loss": [], "lbfgs_loss": []}
     eval_every = max(1, total_steps // 20)
     start = time.perf_counter()

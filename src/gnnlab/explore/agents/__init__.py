@@ -1,4 +1,5 @@
-"""Agents, registered by name: the rule agent (default), plain-search baselines, LLM agents, and replay."""
+"""Agents, registered by name: the rule agent (default), plain-search baselines, LLM agents (API backends
+and the Claude Code CLI), and replay."""
 
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from gnnlab.explore.agents._base import (
 )
 from gnnlab.explore.agents.anthropic_agent import AnthropicAgent
 from gnnlab.explore.agents.baselines import OptunaAgent, RandomAgent
+from gnnlab.explore.agents.claude_cli import ClaudeAgent
 from gnnlab.explore.agents.llm import LLMAgent
 from gnnlab.explore.agents.openai_agent import OpenAIAgent
 from gnnlab.explore.agents.replay import ReplayAgent
 from gnnlab.explore.agents.rule import RuleAgent
 
-AGENTS: dict[str, type[Agent]] = {a.name: a for a in (RuleAgent, RandomAgent, OptunaAgent)}
+AGENTS: dict[str, type[Agent]] = {a.name: a for a in (RuleAgent, RandomAgent, OptunaAgent, ClaudeAgent)}
 LLM_AGENTS: dict[str, type[LLMAgent]] = {a.name: a for a in (AnthropicAgent, OpenAIAgent)}
 
 
@@ -53,6 +55,7 @@ __all__ = [
     "Agent",
     "AnthropicAgent",
     "BlockDecision",
+    "ClaudeAgent",
     "Context",
     "LLMAgent",
     "OpenAIAgent",

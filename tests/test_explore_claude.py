@@ -1,0 +1,212 @@
+"""The ``claude`` agent: the real Claude Code CLI against a loopback stand-in, and its failure handling."""
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from explore_helpers import TINY, InProcessExecutor, spec, write_config
+from standin.claude_messages import ClaudeMessagesStandIn, text, tool_use
+
+from gnnlab.config import parse_config
+from gnnlab.explore import Store, explore
+from gnnlab.explore.agents import AGENTS, Context, Slot
+from gnnlab.explore.agents.claude_cli import (
+    ClaudeAgent,
+    ClaudeError,
+    config_diff,
+    find_claude_bin,
+    run_claude,
+)
+from gnnlab.explore.knowledge import Rules
+from gnnlab.explore.space import SearchSpace
+from gnnlab.explore.store import STORE_FILE
+
+ROOT = parse_config({k: v for k, v in TINY.items() if k != "explore"}).model_dump(mode="json")
+
+
+def context() -> Context:
+    s = spec()
+    return Context(s, SearchSpace(s), (), 1, ROOT, (), Rules(), seed=0)
+
+
+def cli_env(tmp_path: Path, url: str) -> dict[str, str]:
+    """Loopback only, no key, no telemetry or updates, a private HOME so no user settings leak in."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "home" / ".claude"),
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": "test-key",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }
+
+
+def fake_cli(tmp_path: Path, script: str) -> str:
+    """A stand-in executable for the failure paths the real CLI cannot be made to take on demand."""
+    path = tmp_path / "claude"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.fixture
+def claude_bin() -> str:
+    try:
+        return find_claude_bin()
+    except ClaudeError:
+        pytest.skip("Claude Code CLI not installed (make test runs npm ci in tools/claude)")
+
+
+def test_real_cli_edits_the_workspace_config_and_the_diff_is_the_proposal(tmp_path, claude_bin):
+    workspace = tmp_path / "workspace"
+    config, memory = str(workspace / "config.yaml"), str(workspace / "memory.md")
+    turns = [
+        [text("Reading the config."), tool_use("Read", file_path=config), tool_use("Read", file_path=memory)],
+        [
+            tool_use(
+                "Edit",
+                file_path=config,
+                old_string="learning_rate_k: 0.02",
+                new_string="learning_rate_k: 0.03",
+            )
+        ],
+        [
+            tool_use(
+                "Edit", file_path=memory, old_string="# Memory\n", new_string="# Memory\n## Iter 1: lr_k up\n"
+            )
+        ],
+        [tool_use("Bash", command=f"touch {workspace}/escaped")],
+        [text("Raised lr_k: the loss plateaus early.")],
+    ]
+    with ClaudeMessagesStandIn(turns) as standin:
+        agent = ClaudeAgent(
+            workspace, model="claude-standin", timeout_s=120, env=cli_env(tmp_path, standin.url)
+        )
+        [proposal] = agent.propose(context(), [Slot(1, 0, "exploit")])
+    assert ROOT["training"]["learning_rate_k"] == 0.02  # the scripted Edit's old_string
+    assert proposal.mutation == {"training.learning_rate_k": 0.03}
+    assert proposal.parent is None and proposal.strategy == "claude"
+    assert proposal.rationale == "Raised lr_k: the loss plateaus early."
+    assert "## Iter 1: lr_k up" in (workspace / "memory.md").read_text()
+    assert not (workspace / "escaped").exists()  # Bash is disallowed: the CLI answered with a tool error
+    bodies = standin.messages()
+    assert len(bodies) == 5 and all(b["model"] == "claude-standin" for b in bodies)
+    assert "No such tool available: Bash" in str(bodies[-1]["messages"][-1])
+    [call] = agent.calls
+    assert call.cost_usd > 0 and call.usage["output_tokens"] > 0
+
+
+def test_is_error_is_a_failure_even_when_subtype_says_success(tmp_path):
+    binary = fake_cli(
+        tmp_path, 'echo \'{"type":"result","subtype":"success","is_error":true,"result":"API 500"}\'\n'
+    )
+    with pytest.raises(ClaudeError, match="API 500"):
+        run_claude(binary, "hi", tmp_path, model="m", max_turns=1, timeout_s=30)
+
+
+def test_a_failed_cli_hands_the_slot_to_the_rule_agent(tmp_path):
+    binary = fake_cli(tmp_path, "echo 'not json'; exit 1\n")
+    agent = ClaudeAgent(tmp_path / "workspace", claude_bin=binary)
+    [proposal] = agent.propose(context(), [Slot(1, 0, "exploit")])
+    assert proposal.strategy == "baseline" and proposal.rationale.startswith("claude failed:")
+    assert agent.calls == []
+
+
+def test_the_timeout_kills_the_whole_process_group(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    binary = fake_cli(tmp_path, f"sleep 60 &\necho $! > {pid_file}\nwait\n")
+    started = time.monotonic()
+    with pytest.raises(ClaudeError, match="timed out"):
+        run_claude(binary, "hi", tmp_path, model="m", max_turns=1, timeout_s=1)
+    assert time.monotonic() - started < 10
+    child = int(pid_file.read_text())
+    time.sleep(0.2)
+    assert not running(child)  # the grandchild went with the group
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a killed orphan may wait a while for init to reap it)."""
+    stat_file = Path(f"/proc/{pid}/stat")
+    return stat_file.exists() and stat_file.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_config_diff_reports_changed_and_added_dotted_keys_only():
+    before = {"training": {"lr": 0.1, "n": 3}, "model": {"act": "silu"}}
+    after = {"training": {"lr": 0.2, "n": 3, "extra": 1}, "model": {}}
+    assert config_diff(before, after) == {"training.lr": 0.2, "training.extra": 1}
+
+
+LR_STEPS = [0.03, 0.05, 0.01, 0.04, 0.06, 0.008, 0.02, 0.07]  # the scripted model's lr_k, call by call
+
+
+def explore_turns(workspace: Path) -> list:
+    """Per CLI call: Read config.yaml, Edit its lr_k line (answering what the Read returned), finish."""
+    config = str(workspace / "config.yaml")
+
+    def edit(value: float):
+        def turn(body):
+            shown = str(body["messages"][-1]["content"][0]["content"])
+            [line] = [ln.split("\t", 1)[1] for ln in shown.splitlines() if "\t  learning_rate_k: " in ln]
+            new = f"  learning_rate_k: {value}"
+            return [tool_use("Edit", file_path=config, old_string=line, new_string=new)]
+
+        return turn
+
+    turns: list = []
+    for value in LR_STEPS:
+        turns += [[tool_use("Read", file_path=config)], edit(value), [text(f"try lr_k={value}")]]
+    return turns
+
+
+def test_an_exploration_driven_by_the_real_cli_is_replayed_exactly(tmp_path, claude_bin, monkeypatch):
+    """2 blocks x 4 iterations, 2 slots: every node's mutation is the scripted edit, and replay matches."""
+    workspace, cache = tmp_path / "workspace", tmp_path / "cache"
+    with ClaudeMessagesStandIn(explore_turns(workspace)) as standin:
+
+        class ScriptedClaude(ClaudeAgent):
+            def __init__(self) -> None:
+                super().__init__(
+                    workspace, model="claude-standin", timeout_s=120, env=cli_env(tmp_path, standin.url)
+                )
+
+        monkeypatch.setitem(AGENTS, "claude", ScriptedClaude)
+        config = write_config(tmp_path / "ex.yaml", agent="claude", n_iter_block=4)
+        explore(
+            config,
+            tmp_path / "source",
+            iterations=8,
+            executor=InProcessExecutor(2),
+            cache_dir=cache,
+            progress=False,
+        )
+    recorded = nodes_of(tmp_path / "source")
+    assert [n.block for n in recorded] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert [n.mutation for n in recorded] == [{"training.learning_rate_k": v} for v in LR_STEPS]
+    assert [n.config["training"]["learning_rate_k"] for n in recorded] == LR_STEPS
+    assert len(standin.messages()) == 3 * len(LR_STEPS)
+
+    explore(
+        None,
+        tmp_path / "copy",
+        agent="replay",
+        replay_from=tmp_path / "source",
+        executor=InProcessExecutor(2),
+        cache_dir=cache,
+        progress=False,
+    )
+    fields = [(n.id, n.block, n.parent, n.config, n.mutation, n.metrics) for n in recorded]
+    assert [
+        (n.id, n.block, n.parent, n.config, n.mutation, n.metrics) for n in nodes_of(tmp_path / "copy")
+    ] == fields
+
+
+def nodes_of(directory: Path) -> list:
+    store = Store(directory / STORE_FILE)
+    try:
+        return store.nodes()
+    finally:
+        store.close()
