@@ -22,6 +22,7 @@ from standin import (
     request_text,
 )
 
+from gnnlab.config.explore import DEFAULT_PRICES, LLM, Price
 from gnnlab.errors import ConfigError
 from gnnlab.explore import explore, make_agent, status
 from gnnlab.explore.agents.llm import SCHEMA
@@ -152,6 +153,19 @@ def test_openai_exploration_with_a_local_model_priced_by_default(tmp_path, cache
     assert_no_key_anywhere(out, ANTHROPIC_KEY, OPENAI_KEY)
 
 
+def test_known_models_keep_their_list_price_and_a_config_adds_or_overrides_prices():
+    from explore_helpers import spec
+
+    default = LLM()
+    assert default.prices["claude-sonnet-4-5"] == Price(input=3.0, output=15.0)
+    assert default.default_price == Price()  # an unknown model costs nothing unless configured
+    custom = LLM(prices={"claude-sonnet-4-5": {"input": 1.0}, "local": {"input": 0.1, "output": 0.2}})
+    assert custom.prices["claude-sonnet-4-5"] == Price(input=1.0, output=0.0)
+    assert custom.prices["local"] == Price(input=0.1, output=0.2)
+    assert custom.prices["gpt-4o"] == DEFAULT_PRICES["gpt-4o"]
+    assert spec().budget_usd is None and spec(budget_usd=2.5).budget_usd == 2.5
+
+
 def test_a_missing_key_is_a_one_line_config_error_naming_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -255,9 +269,8 @@ def test_budget_exhaustion_hands_the_slots_to_the_rule_agent_and_stops_calling(t
             "model": "claude-standin",
             "base_url": s.url,
             "prices": {"claude-standin": {"input": 1.0, "output": 1.0}},  # $0.01 a call
-            "budget_usd": 0.015,
         }
-        out = run(tmp_path, cache, "anthropic", llm, iterations=4, slots=1, n_iter_block=4)
+        out = run(tmp_path, cache, "anthropic", llm, iterations=4, slots=1, n_iter_block=4, budget_usd=0.015)
     nodes, calls, rejected = records(out)
     assert len(s.requests) == 2 and len(calls) == 2  # $0.01 < $0.015 allows the second, not a third
     assert sum(c["cost_usd"] for c in calls) == pytest.approx(0.02)
