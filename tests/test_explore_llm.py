@@ -339,6 +339,7 @@ class CanaryExecutor(InProcessExecutor):
             result.metrics[f"MLP_node_gt_slope_{CANARY}"] = 0.5
             (spec.run_dir / "plots").mkdir(parents=True, exist_ok=True)
             (spec.run_dir / "plots" / "rate_constants.png").write_bytes(b"\x89PNG\r\n" + CANARY.encode())
+            (spec.run_dir / "plots" / "kinograph.png").write_bytes(b"\x89PNG\r\n observed vs rollout")
             (spec.run_dir / "ground_truth_copy.txt").write_text(CANARY)
             (spec.run_dir / "analysis.log").write_text(f"true rate constants: {CANARY}\n")
             (spec.run_dir / "metrics.json").write_text(json.dumps(result.metrics))
@@ -378,6 +379,9 @@ def test_the_canary_planted_in_ground_truth_never_reaches_the_agent(tmp_path, ke
 
     workspace = out / "workspace"
     assert (workspace / "tree.png").is_file() and list(workspace.glob("nodes/iter_*/metrics.json"))
+    # the last round shown (iterations 3, 4) saw the first round's truth-free figures, not those drawing truth
+    assert sorted(p.parent.name for p in workspace.glob("nodes/*/kinograph.png")) == ["iter_001", "iter_002"]
+    assert not list(workspace.rglob("rate_constants.png"))
     for path in workspace.rglob("*"):
         assert not path.is_file() or CANARY.encode() not in path.read_bytes(), path
     _, calls, _ = records(out)
