@@ -177,6 +177,16 @@ def test_a_missing_key_is_a_one_line_config_error_naming_the_variable(tmp_path, 
         assert "\n" not in str(info.value)
 
 
+def test_the_cli_takes_agent_anthropic_and_a_missing_key_stops_it_in_one_line(tmp_path, monkeypatch, capsys):
+    from gnnlab.cli import main
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config = write_config(tmp_path / "c.yaml")
+    assert main(["explore", str(config), "--out", str(tmp_path / "ex"), "--agent", "anthropic"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ANTHROPIC_API_KEY" in err
+
+
 # --- rejections ---------------------------------------------------------------------------------------------
 def item(**changes):
     base = {
