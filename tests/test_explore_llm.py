@@ -22,6 +22,7 @@ from standin import (
     request_text,
 )
 
+from gnnlab.config.explore import DEFAULT_PRICES, LLM, Price
 from gnnlab.errors import ConfigError
 from gnnlab.explore import explore, make_agent, status
 from gnnlab.explore.agents.llm import SCHEMA
@@ -152,6 +153,19 @@ def test_openai_exploration_with_a_local_model_priced_by_default(tmp_path, cache
     assert_no_key_anywhere(out, ANTHROPIC_KEY, OPENAI_KEY)
 
 
+def test_known_models_keep_their_list_price_and_a_config_adds_or_overrides_prices():
+    from explore_helpers import spec
+
+    default = LLM()
+    assert default.prices["claude-sonnet-4-5"] == Price(input=3.0, output=15.0)
+    assert default.default_price == Price()  # an unknown model costs nothing unless configured
+    custom = LLM(prices={"claude-sonnet-4-5": {"input": 1.0}, "local": {"input": 0.1, "output": 0.2}})
+    assert custom.prices["claude-sonnet-4-5"] == Price(input=1.0, output=0.0)
+    assert custom.prices["local"] == Price(input=0.1, output=0.2)
+    assert custom.prices["gpt-4o"] == DEFAULT_PRICES["gpt-4o"]
+    assert spec().budget_usd is None and spec(budget_usd=2.5).budget_usd == 2.5
+
+
 def test_a_missing_key_is_a_one_line_config_error_naming_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -161,6 +175,16 @@ def test_a_missing_key_is_a_one_line_config_error_naming_the_variable(tmp_path, 
         with pytest.raises(ConfigError, match=variable) as info:
             make_agent(name, spec=spec(agent=name), workspace=tmp_path)
         assert "\n" not in str(info.value)
+
+
+def test_the_cli_takes_agent_anthropic_and_a_missing_key_stops_it_in_one_line(tmp_path, monkeypatch, capsys):
+    from gnnlab.cli import main
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config = write_config(tmp_path / "c.yaml")
+    assert main(["explore", str(config), "--out", str(tmp_path / "ex"), "--agent", "anthropic"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ANTHROPIC_API_KEY" in err
 
 
 # --- rejections ---------------------------------------------------------------------------------------------
@@ -255,9 +279,8 @@ def test_budget_exhaustion_hands_the_slots_to_the_rule_agent_and_stops_calling(t
             "model": "claude-standin",
             "base_url": s.url,
             "prices": {"claude-standin": {"input": 1.0, "output": 1.0}},  # $0.01 a call
-            "budget_usd": 0.015,
         }
-        out = run(tmp_path, cache, "anthropic", llm, iterations=4, slots=1, n_iter_block=4)
+        out = run(tmp_path, cache, "anthropic", llm, iterations=4, slots=1, n_iter_block=4, budget_usd=0.015)
     nodes, calls, rejected = records(out)
     assert len(s.requests) == 2 and len(calls) == 2  # $0.01 < $0.015 allows the second, not a third
     assert sum(c["cost_usd"] for c in calls) == pytest.approx(0.02)
@@ -326,6 +349,7 @@ class CanaryExecutor(InProcessExecutor):
             result.metrics[f"MLP_node_gt_slope_{CANARY}"] = 0.5
             (spec.run_dir / "plots").mkdir(parents=True, exist_ok=True)
             (spec.run_dir / "plots" / "rate_constants.png").write_bytes(b"\x89PNG\r\n" + CANARY.encode())
+            (spec.run_dir / "plots" / "kinograph.png").write_bytes(b"\x89PNG\r\n observed vs rollout")
             (spec.run_dir / "ground_truth_copy.txt").write_text(CANARY)
             (spec.run_dir / "analysis.log").write_text(f"true rate constants: {CANARY}\n")
             (spec.run_dir / "metrics.json").write_text(json.dumps(result.metrics))
@@ -365,6 +389,9 @@ def test_the_canary_planted_in_ground_truth_never_reaches_the_agent(tmp_path, ke
 
     workspace = out / "workspace"
     assert (workspace / "tree.png").is_file() and list(workspace.glob("nodes/iter_*/metrics.json"))
+    # the last round shown (iterations 3, 4) saw the first round's truth-free figures, not those drawing truth
+    assert sorted(p.parent.name for p in workspace.glob("nodes/*/kinograph.png")) == ["iter_001", "iter_002"]
+    assert not list(workspace.rglob("rate_constants.png"))
     for path in workspace.rglob("*"):
         assert not path.is_file() or CANARY.encode() not in path.read_bytes(), path
     _, calls, _ = records(out)

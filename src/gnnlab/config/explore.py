@@ -8,7 +8,7 @@ other section (unknown keys are errors naming the key), and then split off: runs
 import math
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from gnnlab.config._base import Section
 
@@ -87,6 +87,17 @@ class Price(Section):
     output: NonNegativeFloat = 0.0
 
 
+# List prices (USD per million tokens) of a few common models when this was written. They only serve
+# ``explore.budget_usd``; check them, or set ``explore.llm.prices``, before trusting a budget.
+DEFAULT_PRICES: dict[str, Price] = {
+    "claude-sonnet-4-5": Price(input=3.0, output=15.0),
+    "claude-haiku-4-5": Price(input=1.0, output=5.0),
+    "claude-opus-4-1": Price(input=15.0, output=75.0),
+    "gpt-4o": Price(input=2.5, output=10.0),
+    "gpt-4o-mini": Price(input=0.15, output=0.6),
+}
+
+
 class LLM(Section):
     """Settings of the LLM agents (``anthropic``, ``openai``). Keys never live here: they come from the
     SDKs' environment variables only, so no file the loop writes can hold one."""
@@ -95,10 +106,10 @@ class LLM(Section):
     base_url: str | None = Field(
         None, description="Endpoint; overrides ANTHROPIC_BASE_URL / OPENAI_BASE_URL (a local server)."
     )
-    budget_usd: NonNegativeFloat | None = Field(
-        None, description="Stop calling the model once this much was spent; the rule agent takes over."
+    prices: dict[str, Price] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="Per-model prices (USD per Mtoken); entries add to or override DEFAULT_PRICES.",
     )
-    prices: dict[str, Price] = Field(default_factory=dict, description="Per-model prices (USD per Mtoken).")
     default_price: Price = Field(Price(), description="Price of a model missing from prices.")
     timeout_s: PositiveFloat = Field(
         120.0, description="Per HTTP request: a call takes at most (1 + max_retries) x timeout_s."
@@ -113,8 +124,11 @@ class LLM(Section):
         False, description="openai: ask for JSON-schema output (servers that support response_format)."
     )
 
-    def price(self, model: str) -> Price:
-        return self.prices.get(model, self.default_price)
+    @field_validator("prices")
+    @classmethod
+    def _over_defaults(cls, prices: dict[str, Price]) -> dict[str, Price]:
+        """A config names the models it prices differently; the others keep their list price."""
+        return {**DEFAULT_PRICES, **prices}
 
 
 class ExploreConfig(Section):
@@ -139,6 +153,9 @@ class ExploreConfig(Section):
     run_timeout_minutes: PositiveFloat = 30.0
     agent: AgentName = "rule"
     llm: LLM = LLM()
+    budget_usd: NonNegativeFloat | None = Field(
+        None, description="LLM agents: no model call once this much was spent; the rule agent takes over."
+    )
     seed: int = Field(0, description="Seeds the agent (rule, random, optuna); runs keep their own seeds.")
     plots: bool = Field(
         True,
@@ -167,4 +184,4 @@ class ExploreConfig(Section):
         return self.slot_roles[slot % len(self.slot_roles)]
 
 
-__all__ = ["LLM", "Budget", "ExploreConfig", "Parameter", "Price", "Regime", "Target"]
+__all__ = ["DEFAULT_PRICES", "LLM", "Budget", "ExploreConfig", "Parameter", "Price", "Regime", "Target"]

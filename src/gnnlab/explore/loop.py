@@ -43,7 +43,7 @@ from gnnlab.explore.render import analysis_md, memory_md, protocol_md, ucb_txt
 from gnnlab.explore.space import SearchSpace, set_values
 from gnnlab.explore.store import STORE_FILE, Node, Store
 from gnnlab.explore.tree import node_rewards, ucb_scores
-from gnnlab.explore.workspace import PLOTS, WORKSPACE, metrics_json, write_workspace
+from gnnlab.explore.workspace import PLOTS, RUN_PLOTS, WORKSPACE, metrics_json, write_workspace
 
 
 @dataclasses.dataclass
@@ -349,8 +349,9 @@ class ExplorationLoop:
             plot_progress(self.spec, nodes, self.out / "progress.png")
 
     def write_workspace(self, block: int, nodes: list[Node]) -> Path:
-        """Refresh ``DIR/workspace/``, the agent's whole view, from the store and the loop's own files only
-        (see :mod:`gnnlab.explore.workspace`: nothing of a run directory or the dataset cache goes in)."""
+        """Refresh ``DIR/workspace/``, the agent's whole view, from the store and the loop's own files, plus
+        the latest round's truth-free run figures (see :mod:`gnnlab.explore.workspace`: nothing else of a
+        run directory, and nothing of the dataset cache, goes in)."""
         rewards = node_rewards(self.spec, nodes)
         scored = [n for n in nodes if n.block == block and n.id in rewards and n.robust_of is None]
         record = next(b for b in self.store.blocks() if b.block == block)
@@ -364,6 +365,12 @@ class ExplorationLoop:
                 if n.is_finished
             },
             **{name: (self.out / name).read_bytes() for name in PLOTS if (self.out / name).is_file()},
+            **{
+                f"nodes/iter_{n.id:03d}/{name}": path.read_bytes()
+                for n in [n for n in nodes if n.is_finished][-self.spec.slots :]
+                for name in RUN_PLOTS
+                if (path := self.out / n.run_dir / "plots" / name).is_file()
+            },
         }
         return write_workspace(self.out, files)
 

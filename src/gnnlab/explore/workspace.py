@@ -2,8 +2,9 @@
 
 Isolation is a mechanism, not an instruction. The loop *writes* the workspace from an allow-list of names
 (:data:`ALLOWED`), from contents it renders itself (the store's nodes, the rendered markdown, the loop's own
-tree and progress plots); nothing is copied from a run directory or the dataset cache, where ground truth
-lives (``ground_truth.npz``, run plots that draw true parameters, metrics comparing to true values). An LLM
+tree and progress plots) plus the run figures named in :data:`RUN_PLOTS`, which are drawn without the truth;
+nothing else is copied from a run directory or the dataset cache, where ground truth lives
+(``ground_truth.npz``, run plots that draw true parameters, metrics comparing to true values). An LLM
 agent *reads* only through :func:`read_workspace`, which refuses names off the list, symlinks and paths that
 leave the directory. So ground truth cannot reach a prompt unless the loop itself renders it into one of
 these files, and :func:`metrics_json` drops the metrics that carry true values (``*_gt_*``).
@@ -29,8 +30,14 @@ ALLOWED: dict[str, str] = {
     r"nodes/iter_\d{3,}/metrics\.json": "a finished node's metrics (ground-truth-valued metrics dropped)",
     r"tree\.png": "the exploration tree (drawn by the loop from the store)",
     r"progress\.png": "the metric over iterations (drawn by the loop from the store)",
+    r"nodes/iter_\d{3,}/(loss|kinograph)\.png": "the latest finished nodes' learned-vs-observed figures",
 }
 PLOTS = ("tree.png", "progress.png")
+# Run figures the evaluation draws from the model, its history and the observations only, never from the
+# truth: training loss, and held-out observed concentrations beside the model's rollout. A figure is added
+# here only after checking that its plotting function takes no ground truth; any other run figure (rate
+# constants, node functions, embeddings coloured by true types, perturbation effects) stays out.
+RUN_PLOTS = ("loss.png", "kinograph.png")
 
 
 def allowed(name: str) -> bool:
@@ -91,6 +98,7 @@ def list_workspace(workspace: Path) -> list[str]:
 __all__ = [
     "ALLOWED",
     "PLOTS",
+    "RUN_PLOTS",
     "WORKSPACE",
     "allowed",
     "list_workspace",

@@ -34,7 +34,7 @@ def make_agent(
     workspace: Path | None = None,
 ) -> Agent:
     """The agent called ``name``: ``replay`` needs the exploration to replay, an LLM agent the explore
-    section (its ``llm`` settings) and the workspace it reads its prompts from."""
+    section (its ``llm`` settings and ``budget_usd``) and the workspace it reads its prompts from."""
     if name == "replay":
         if replay_from is None:
             raise ConfigError("agent 'replay' needs the exploration to replay (--replay-from DIR)")
@@ -42,7 +42,7 @@ def make_agent(
     if name in LLM_AGENTS:
         if spec is None or workspace is None:
             raise ConfigError(f"agent {name!r} needs the explore section and the agent workspace")
-        return LLM_AGENTS[name](spec.llm, workspace)
+        return LLM_AGENTS[name](spec.llm, workspace, spec.budget_usd)
     if name not in AGENTS:
         known = ", ".join([*AGENTS, *LLM_AGENTS, "replay"])
         raise ConfigError(f"unknown agent {name!r}; choose from {known}")

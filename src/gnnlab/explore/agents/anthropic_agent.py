@@ -20,10 +20,10 @@ TOOL = "propose"
 class AnthropicAgent(LLMAgent):
     name = "anthropic"
 
-    def __init__(self, settings: LLM, workspace: Path):
+    def __init__(self, settings: LLM, workspace: Path, budget_usd: float | None = None):
         import anthropic
 
-        super().__init__(settings, workspace)
+        super().__init__(settings, workspace, budget_usd)
         self._sdk = anthropic
         options: dict[str, Any] = {"base_url": settings.base_url} if settings.base_url else {}
         self.client = anthropic.Anthropic(

@@ -11,8 +11,8 @@ A backend implements one method, :meth:`LLMAgent._call` (a :class:`Prompt` in, a
   :func:`validate_proposal`. Rejected slots are re-asked with the reasons, up to ``llm.max_turns`` calls per
   round; a slot still without a valid proposal goes back to the loop with ``rejected`` set, and the loop
   records the reason and lets the rule agent decide it.
-* ``llm.budget_usd`` is checked before every call against the store's total (so it survives ``--resume``);
-  once spent, no call is made and the rule agent decides.
+* ``explore.budget_usd`` is checked before every call against the store's total (so it survives
+  ``--resume``); once spent, no call is made and the rule agent decides.
 * Every call, failed or not, becomes an :class:`LLMCall` (prompt, reply, tokens, cost, latency, error) that
   the loop stores; nothing else is kept, so an exploration's record holds exactly what the model saw.
 """
@@ -128,8 +128,8 @@ class LLMAgent(Agent):
 
     name: ClassVar[str]
 
-    def __init__(self, settings: LLM, workspace: Path):
-        self.settings, self.workspace = settings, Path(workspace)
+    def __init__(self, settings: LLM, workspace: Path, budget_usd: float | None = None):
+        self.settings, self.workspace, self.budget_usd = settings, Path(workspace), budget_usd
         self._calls: list[LLMCall] = []
 
     @abc.abstractmethod
@@ -170,7 +170,7 @@ class LLMAgent(Agent):
         pending = list(slots)
         retry: tuple[str, dict[int, str]] | None = None
         spent = context.llm_spent_usd
-        budget = self.settings.budget_usd
+        budget = self.budget_usd
         for _ in range(self.settings.max_turns):
             if not pending:
                 break

@@ -17,10 +17,10 @@ from gnnlab.explore.agents.llm import SCHEMA, LLMAgent, LLMError, Prompt, Reply,
 class OpenAIAgent(LLMAgent):
     name = "openai"
 
-    def __init__(self, settings: LLM, workspace: Path):
+    def __init__(self, settings: LLM, workspace: Path, budget_usd: float | None = None):
         import openai
 
-        super().__init__(settings, workspace)
+        super().__init__(settings, workspace, budget_usd)
         self._sdk = openai
         options: dict[str, Any] = {"base_url": settings.base_url} if settings.base_url else {}
         self.client = openai.OpenAI(
