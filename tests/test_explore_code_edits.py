@@ -17,7 +17,7 @@ from gnnlab.explore.code_edits import (
 SRC = Path(__file__).resolve().parents[1] / "src"
 TRAINING = "gnnlab/training/__init__.py"
 REGION = CodeRegion(TRAINING, ">>> explore-region: optimizer", "<<< explore-region: optimizer")
-ADAM = "    optimizer = torch.optim.Adam(model.param_groups(training))\n"
+ADAM = "    optimizer = torch.optim.Adam(groups)\n"
 
 
 @pytest.fixture
