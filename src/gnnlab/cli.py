@@ -200,6 +200,9 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    from gnnlab.explore.executor import STOP
+
+    STOP.set()
     raise KeyboardInterrupt
 
 
@@ -222,10 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             _print_metrics(metrics)
         elif args.command == "explore":
             from gnnlab.explore import explore
+            from gnnlab.explore.executor import STOP
 
-            signal.signal(
-                signal.SIGTERM, _interrupt
-            )  # a scheduler's SIGTERM stops the loop's runs like Ctrl-C
+            STOP.clear()
+            signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's SIGTERM stops the runs like Ctrl-C
 
             summary = explore(
                 args.config,

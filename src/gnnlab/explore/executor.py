@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def shutdown(self) -> None: ...
+
+
+# Set by the command's SIGTERM/SIGINT handler. The handler also raises KeyboardInterrupt, but an exception
+# raised inside one of fork's Python hooks (logging registers some) is ignored by the interpreter.
+STOP = threading.Event()
 
 
 @dataclasses.dataclass
@@ -166,6 +172,8 @@ class LocalExecutor(Executor):
     def wait(self, timeout: float | None = None) -> list[RunResult]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._running:
+            if STOP.is_set():  # an interrupt whose exception a fork hook swallowed still stops the loop
+                raise KeyboardInterrupt
             finished = self._collect()
             if finished:
                 return finished
