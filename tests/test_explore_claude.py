@@ -100,6 +100,34 @@ def test_real_cli_edits_the_workspace_config_and_the_diff_is_the_proposal(tmp_pa
     assert call.cost_usd > 0 and call.usage["output_tokens"] > 0
 
 
+def test_file_tools_never_reach_beside_the_workspace(tmp_path, claude_bin):
+    """A file next to the workspace stands for the dataset cache: its content must never reach a request,
+    and an edit of a file outside must not happen, whatever the model asks."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    secret = tmp_path / "ground_truth.txt"
+    secret.write_text("CANARY-5e1f0c\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x = 1\n")
+    turns = [
+        [tool_use("Read", file_path=str(secret)), tool_use("Read", file_path=str(outside))],
+        [tool_use("Edit", file_path=str(outside), old_string="x = 1", new_string="x = 2")],
+        [text("done")],
+    ]
+    with ClaudeMessagesStandIn(turns) as standin:
+        run_claude(
+            claude_bin,
+            "read",
+            workspace,
+            model="m",
+            max_turns=5,
+            timeout_s=120,
+            env=cli_env(tmp_path, standin.url),
+        )
+    assert "CANARY-5e1f0c" not in str(standin.messages())
+    assert outside.read_text() == "x = 1\n"
+
+
 def test_is_error_is_a_failure_even_when_subtype_says_success(tmp_path):
     binary = fake_cli(
         tmp_path, 'echo \'{"type":"result","subtype":"success","is_error":true,"result":"API 500"}\'\n'

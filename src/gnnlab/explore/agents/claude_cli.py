@@ -83,6 +83,7 @@ def run_claude(
     command = [
         binary, "-p", prompt, "--output-format", "json", "--model", model, "--max-turns", str(max_turns),
         "--allowedTools", *ALLOWED_TOOLS, "--disallowedTools", *DISALLOWED_TOOLS,
+        "--restricted",  # without it, Read opens any path: the dataset cache (ground truth) included
     ]  # fmt: skip
     process = subprocess.Popen(
         command,
