@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from gnnlab.config import SignalTraining, TrainingBase
+from gnnlab.config import TrainingBase
 from gnnlab.errors import TrainingDiverged
 from gnnlab.models import DynamicsModel
 from gnnlab.systems import Frames, Observations
@@ -403,6 +403,7 @@ def train_dynamics(
             observations.frames("validation"),
             training,
             progress=progress,
+            state_noise=getattr(training, "noise_model_level", 0.0),  # signal: seed 003's augmentation
         )
     train_states, validation_states = (
         observations.trajectories("train"),
@@ -428,24 +429,10 @@ def train_dynamics(
     return train(model, train_frames, validation_frames, training, progress=progress, name=objective)
 
 
-def train_signal(
-    model: DynamicsModel, observations: Observations, training: SignalTraining, *, progress: bool = True
-) -> TrainResult:
-    """:func:`train` with seed 003's training-time noise (``training.noise_model_level``) on the states."""
-    return train(
-        model,
-        observations.frames("train"),
-        observations.frames("validation"),
-        training,
-        progress=progress,
-        state_noise=training.noise_model_level,
-    )
-
-
 # system -> train(model, observations, training, *, progress) returning a result with ``status``,
 # ``message``, ``training_time_s``, ``history`` and ``summary()`` (what the run record reports)
 TRAINERS: dict[str, Callable[..., Any]] = {
     "metabolism": train_dynamics,
     "perturbation": perturbation.train,
-    "signal": train_signal,
+    "signal": train_dynamics,
 }
