@@ -10,6 +10,15 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 
 from gnnlab.config._base import Section, TrainingBase
 
+# the per-type parameter rows, in the order the simulator reads them (a, b, s, h, w)
+PER_TYPE_KEYS = (
+    "decay_per_type",
+    "baseline_per_type",
+    "self_recurrence_per_type",
+    "threshold_per_type",
+    "width_per_type",
+)
+
 
 class SignalSimulation(Section):
     """How the ground-truth recurrent network and its activity are generated."""
@@ -44,13 +53,7 @@ class SignalSimulation(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "SignalSimulation":
-        for key in (
-            "decay_per_type",
-            "baseline_per_type",
-            "self_recurrence_per_type",
-            "threshold_per_type",
-            "width_per_type",
-        ):
+        for key in PER_TYPE_KEYS:
             if len(getattr(self, key)) != self.n_neuron_types:
                 raise ValueError(
                     f"{key} has {len(getattr(self, key))} entries but n_neuron_types = {self.n_neuron_types}"

@@ -206,7 +206,8 @@ class ExplorationLoop:
         slots = [Slot(len(nodes) + 1 + i, i, self.spec.role(i)) for i in range(size)]
         context = self._context(block, nodes)
         self.render()  # the new block's files, before the agent's view of them is refreshed
-        self.write_workspace(block, nodes)
+        if self.agent.reads_workspace:  # no other agent reads it: no copying for rule/random/optuna
+            self.write_workspace(block, nodes)
         try:
             proposals = self.agent.propose(context, slots)
         finally:

@@ -164,6 +164,8 @@ class Agent(abc.ABC):
     """Proposes the experiments of a round and takes the block-end decisions. See the module docstring."""
 
     name: ClassVar[str]
+    # True for agents that read ``DIR/workspace/``: the loop refreshes it before each of their rounds only
+    reads_workspace: ClassVar[bool] = False
 
     @abc.abstractmethod
     def propose(self, context: Context, slots: Sequence[Slot]) -> list[Proposal]:

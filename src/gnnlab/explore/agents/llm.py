@@ -126,6 +126,8 @@ def parse_reply(reply: Reply) -> ProposalReply:
 class LLMAgent(Agent):
     """Proposes through a language model; see the module docstring. Block ends use the default rewrite."""
 
+    reads_workspace = True
+
     name: ClassVar[str]
 
     def __init__(self, settings: LLM, workspace: Path, budget_usd: float | None = None):

@@ -90,15 +90,24 @@ class Kinetics(MassAction):
             np.add.at(d_rates, (np.arange(n_rxn), self.index[:, p]), slope)
         return self.stoichiometry @ d_rates[:, :n_met] - np.diag(self.lam * (c > 0))
 
-    def limits(self, c: np.ndarray, u: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    def limits(
+        self,
+        c: np.ndarray,
+        u: np.ndarray,
+        h: float,
+        rates: np.ndarray | None = None,
+        exchange: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(theta (..., N), rho (..., R)) of one step of length h.
 
         theta_i < 1 scales the outflow of a pool that would be overdrawn; rho_j = min theta over the pools
         reaction j consumes. The first pass counts no inflow, which is safe (no pool can end negative); each
         further pass credits the inflow the previous, smaller rho lets through, which stays safe (the
         applied rho only lets more in) and moves a binding pool's end state down towards exactly empty.
+        ``rates`` and ``exchange`` at c may be passed in when the caller has them already.
         """
-        rates, exchange = self.rates(c), self.exchange(c, u)
+        rates = self.rates(c) if rates is None else rates
+        exchange = self.exchange(c, u) if exchange is None else exchange
         outflow = h * (rates @ self._outflow.T + np.maximum(-exchange, 0.0))
         inflow = np.zeros_like(c)
         for _ in range(LIMITER_PASSES):
@@ -113,7 +122,7 @@ class Kinetics(MassAction):
         """One flux-limited Euler step of length h (see the module docstring), and how many pools the
         reactions overdrew."""
         rates, exchange = self.rates(c), self.exchange(c, u)
-        theta, rho = self.limits(c, u, h)
+        theta, rho = self.limits(c, u, h, rates, exchange)
         exchange = np.where(exchange < 0, theta * exchange, exchange)
         after = c + h * ((rho * rates) @ self.stoichiometry.T + exchange)
         # a limited pool left with a residue below EMPTY is read as emptied: exactly 0, so the data show it

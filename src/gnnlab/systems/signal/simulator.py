@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from gnnlab.config.signal import SignalSimulation
+from gnnlab.config.signal import PER_TYPE_KEYS, SignalSimulation
 from gnnlab.errors import SimulationDiverged
 from gnnlab.systems._base import Frames, GroundTruth, Observations, System
 
@@ -109,16 +109,7 @@ class SignalSystem(System):
         n, n_types = config.n_neurons, config.n_neuron_types
         w = random_connectivity(config, rng)
         types = rng.permutation(np.arange(n) % n_types)
-        a, b, s, h, wd = (
-            np.asarray(getattr(config, key), dtype=float)[types]
-            for key in (
-                "decay_per_type",
-                "baseline_per_type",
-                "self_recurrence_per_type",
-                "threshold_per_type",
-                "width_per_type",
-            )
-        )
+        a, b, s, h, wd = (np.asarray(getattr(config, key), dtype=float)[types] for key in PER_TYPE_KEYS)
         n_total = config.n_burn_in_frames + config.n_frames
         inputs = _external_input(config, rng, n_total)
         dt = config.delta_t / config.n_substeps
