@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from explore_helpers import TINY, InProcessExecutor, spec, write_config
+from explore_helpers import TINY, spec, write_config
 from standin.claude_messages import ClaudeMessagesStandIn, text, tool_use
 
 from gnnlab.config import parse_config
@@ -19,6 +19,8 @@ from gnnlab.explore.agents.claude_cli import (
     find_claude_bin,
     run_claude,
 )
+from gnnlab.explore.code_edits import CodeRepo
+from gnnlab.explore.executor import LocalExecutor
 from gnnlab.explore.knowledge import Rules
 from gnnlab.explore.space import SearchSpace
 from gnnlab.explore.store import STORE_FILE
@@ -63,6 +65,8 @@ def claude_bin() -> str:
 
 def test_real_cli_edits_the_workspace_config_and_the_diff_is_the_proposal(tmp_path, claude_bin):
     workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "memory.md").write_text("# Memory\n")  # the loop renders it; the agent appends to it
     config, memory = str(workspace / "config.yaml"), str(workspace / "memory.md")
     turns = [
         [text("Reading the config."), tool_use("Read", file_path=config), tool_use("Read", file_path=memory)],
@@ -97,7 +101,7 @@ def test_real_cli_edits_the_workspace_config_and_the_diff_is_the_proposal(tmp_pa
     assert len(bodies) == 5 and all(b["model"] == "claude-standin" for b in bodies)
     assert "No such tool available: Bash" in str(bodies[-1]["messages"][-1])
     [call] = agent.calls
-    assert call.cost_usd > 0 and call.usage["output_tokens"] > 0
+    assert call.cost_usd > 0 and call.output_tokens > 0 and call.backend == "claude" and call.error is None
 
 
 def test_file_tools_never_reach_beside_the_workspace(tmp_path, claude_bin):
@@ -141,7 +145,8 @@ def test_a_failed_cli_hands_the_slot_to_the_rule_agent(tmp_path):
     agent = ClaudeAgent(tmp_path / "workspace", claude_bin=binary)
     [proposal] = agent.propose(context(), [Slot(1, 0, "exploit")])
     assert proposal.strategy == "baseline" and proposal.rationale.startswith("claude failed:")
-    assert agent.calls == []
+    [call] = agent.calls
+    assert "without a JSON result" in call.error and call.reply is None
 
 
 def test_the_timeout_kills_the_whole_process_group(tmp_path):
@@ -169,11 +174,17 @@ def test_config_diff_reports_changed_and_added_dotted_keys_only():
 
 
 LR_STEPS = [0.03, 0.05, 0.01, 0.04, 0.06, 0.008, 0.02, 0.07]  # the scripted model's lr_k, call by call
+TRAINING = "gnnlab/training/__init__.py"
+ADAM = "    optimizer = torch.optim.Adam(groups)"
+CRASH = "    optimizer = torch.optim.Adamm(groups)"  # AttributeError
+BETA = "    optimizer = torch.optim.Adam(groups, betas=({}, 0.9))"  # ValueError: invalid beta
 
 
 def explore_turns(workspace: Path) -> list:
-    """Per CLI call: Read config.yaml, Edit its lr_k line (answering what the Read returned), finish."""
-    config = str(workspace / "config.yaml")
+    """The model's side, call by call: read config.yaml and edit its lr_k line (answering what the Read
+    returned); at block 2's start also edit the optimizer into a crash (iteration 5: repaired to AdamW;
+    iteration 6: its repair crashes too, so it is rolled back)."""
+    config, code = str(workspace / "config.yaml"), str(workspace / "code" / TRAINING)
 
     def edit(value: float):
         def turn(body):
@@ -184,52 +195,106 @@ def explore_turns(workspace: Path) -> list:
 
         return turn
 
+    def configure(value: float, code_edit: tuple[str, str] | None = None) -> list:
+        turns = [[tool_use("Read", file_path=config)], edit(value)]
+        if code_edit is not None:
+            old, new = code_edit
+            turns += [
+                [tool_use("Read", file_path=code)],
+                [tool_use("Edit", file_path=code, old_string=old, new_string=new)],
+            ]
+        return [*turns, [text(f"try lr_k={value}")]]
+
+    def repair(old: str, new: str) -> list:
+        return [
+            [tool_use("Read", file_path=code)],
+            [tool_use("Edit", file_path=code, old_string=old, new_string=new)],
+            [text("fixed")],
+        ]
+
     turns: list = []
-    for value in LR_STEPS:
-        turns += [[tool_use("Read", file_path=config)], edit(value), [text(f"try lr_k={value}")]]
+    for value in LR_STEPS[:4]:
+        turns += configure(value)
+    turns += configure(LR_STEPS[4], (ADAM, CRASH)) + configure(LR_STEPS[5], (ADAM, BETA.format(2.0)))
+    turns += repair(CRASH, ADAM.replace("Adam", "AdamW")) + repair(BETA.format(2.0), BETA.format(3.0))
+    for value in LR_STEPS[6:]:
+        turns += configure(value)
     return turns
 
 
-def test_an_exploration_driven_by_the_real_cli_is_replayed_exactly(tmp_path, claude_bin, monkeypatch):
-    """2 blocks x 4 iterations, 2 slots: every node's mutation is the scripted edit, and replay matches."""
-    workspace, cache = tmp_path / "workspace", tmp_path / "cache"
+def test_an_exploration_with_code_edits_driven_by_the_real_cli_is_replayed_exactly(
+    tmp_path, claude_bin, monkeypatch
+):
+    """2 blocks x 4 iterations, 2 slots, real runs: every node's mutation is the scripted edit; at block 2's
+    start one code edit crashes and is repaired, one is rolled back; replay reproduces tree, code, metrics."""
+    workspace, cache = tmp_path / "source" / "workspace", tmp_path / "cache"
     with ClaudeMessagesStandIn(explore_turns(workspace)) as standin:
 
         class ScriptedClaude(ClaudeAgent):
-            def __init__(self) -> None:
+            def __init__(self, workspace: Path, **settings) -> None:
                 super().__init__(
                     workspace, model="claude-standin", timeout_s=120, env=cli_env(tmp_path, standin.url)
                 )
 
         monkeypatch.setitem(AGENTS, "claude", ScriptedClaude)
-        config = write_config(tmp_path / "ex.yaml", agent="claude", n_iter_block=4)
+        config = write_config(
+            tmp_path / "ex.yaml", agent="claude", n_iter_block=4, allow_code_edits=True, max_repair_attempts=1
+        )
         explore(
             config,
             tmp_path / "source",
             iterations=8,
-            executor=InProcessExecutor(2),
+            executor=LocalExecutor(2),
             cache_dir=cache,
             progress=False,
         )
     recorded = nodes_of(tmp_path / "source")
     assert [n.block for n in recorded] == [1, 1, 1, 1, 2, 2, 2, 2]
     assert [n.mutation for n in recorded] == [{"training.learning_rate_k": v} for v in LR_STEPS]
-    assert [n.config["training"]["learning_rate_k"] for n in recorded] == LR_STEPS
-    assert len(standin.messages()) == 3 * len(LR_STEPS)
+    assert all(n.status == "done" for n in recorded)
+    assert len(standin.messages()) == 3 * 6 + 5 * 2 + 3 * 2
+    source = Store(tmp_path / "source" / STORE_FILE)
+    try:
+        base = source.meta("code_base")
+        events = [(e["iteration"], e["kind"]) for e in source.events()]
+        calls = source.llm_calls()
+    finally:
+        source.close()
+    assert events == [(5, "repair"), (6, "repair"), (6, "rollback")]
+    assert len(calls) == 10 and all(c["backend"] == "claude" and c["cost_usd"] > 0 for c in calls)
+    repaired, rolled_back = recorded[4], recorded[5]
+    repo = CodeRepo(tmp_path / "source" / "code")
+    assert repo.log() == {
+        "main": "base: the training code at the start of the exploration",
+        "iter-005": f"iter 5: try lr_k={LR_STEPS[4]} (repair 1)",
+    }
+    assert "torch.optim.AdamW(groups)" in repo.files(repaired.code_commit, [TRAINING])[TRAINING]
+    assert rolled_back.code_commit == rolled_back.code_parent == base
+    assert [n.code_commit == base for n in recorded[:4]] == [True] * 4
 
     explore(
         None,
         tmp_path / "copy",
         agent="replay",
         replay_from=tmp_path / "source",
-        executor=InProcessExecutor(2),
+        executor=LocalExecutor(2),
         cache_dir=cache,
         progress=False,
     )
-    fields = [(n.id, n.block, n.parent, n.config, n.mutation, n.metrics) for n in recorded]
-    assert [
-        (n.id, n.block, n.parent, n.config, n.mutation, n.metrics) for n in nodes_of(tmp_path / "copy")
-    ] == fields
+    copied = nodes_of(tmp_path / "copy")
+    assert [(n.id, n.block, n.parent, n.config, n.mutation, scores(n)) for n in copied] == [
+        (n.id, n.block, n.parent, n.config, n.mutation, scores(n)) for n in recorded
+    ]
+    replayed = CodeRepo(tmp_path / "copy" / "code")
+    assert [replayed.files(n.code_commit, [TRAINING]) for n in copied] == [
+        repo.files(n.code_commit, [TRAINING]) for n in recorded
+    ]
+
+
+def scores(node) -> dict:
+    """A real run's metrics without its speed (wall-clock time, frames per second), which no re-run
+    reproduces."""
+    return {k: v for k, v in node.metrics.items() if k not in ("training_time_min", "frames_per_second")}
 
 
 def nodes_of(directory: Path) -> list:

@@ -131,6 +131,30 @@ class LLM(Section):
         return {**DEFAULT_PRICES, **prices}
 
 
+class CodeRegion(Section):
+    """The editable lines of ``file`` (a path inside the ``gnnlab`` package's source root, e.g.
+    ``gnnlab/training/__init__.py``): strictly between the line holding ``start`` and the one holding
+    ``end``."""
+
+    file: str
+    start: str
+    end: str
+
+    @field_validator("file")
+    @classmethod
+    def _inside_the_package(cls, file: str) -> str:
+        if not file.startswith("gnnlab/") or not file.endswith(".py") or ".." in file.split("/"):
+            raise ValueError(f"{file!r}: a region's file is a gnnlab/....py path inside the package")
+        return file
+
+
+OPTIMIZER_REGION = CodeRegion(
+    file="gnnlab/training/__init__.py",
+    start=">>> explore-region: optimizer",
+    end="<<< explore-region: optimizer",
+)
+
+
 class ExploreConfig(Section):
     """The ``explore`` section. Defaults follow the seed documents (4 slots, roles, c = 1.414)."""
 
@@ -156,6 +180,14 @@ class ExploreConfig(Section):
     budget_usd: NonNegativeFloat | None = Field(
         None, description="LLM agents: no model call once this much was spent; the rule agent takes over."
     )
+    allow_code_edits: bool = Field(
+        False,
+        description="Agents may edit the training code inside code_regions, at a block's first round only.",
+    )
+    code_regions: tuple[CodeRegion, ...] = (OPTIMIZER_REGION,)
+    max_repair_attempts: int = Field(
+        2, ge=0, description="Repairs of a crashing code edit (fed the traceback) before it is rolled back."
+    )
     seed: int = Field(0, description="Seeds the agent (rule, random, optuna); runs keep their own seeds.")
     plots: bool = Field(
         True,
@@ -175,6 +207,8 @@ class ExploreConfig(Section):
                 raise ValueError(f"per_slot {key!r} needs at least one value")
         if len(self.slot_roles) < 1:
             raise ValueError("slot_roles needs at least one role")
+        if self.allow_code_edits and not self.code_regions:
+            raise ValueError("allow_code_edits needs at least one entry in code_regions")
         if not any(not p.frozen for p in self.parameters.values()) and self.agent != "replay":
             raise ValueError("explore.parameters declares no searchable (non-frozen) key")
         return self
@@ -184,4 +218,15 @@ class ExploreConfig(Section):
         return self.slot_roles[slot % len(self.slot_roles)]
 
 
-__all__ = ["DEFAULT_PRICES", "LLM", "Budget", "ExploreConfig", "Parameter", "Price", "Regime", "Target"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "LLM",
+    "OPTIMIZER_REGION",
+    "Budget",
+    "CodeRegion",
+    "ExploreConfig",
+    "Parameter",
+    "Price",
+    "Regime",
+    "Target",
+]

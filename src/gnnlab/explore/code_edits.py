@@ -1,31 +1,33 @@
-"""Code edits by an agent: a git history of the editable training code inside the exploration directory.
+"""Code edits by an agent: a git history of the gnnlab package inside the exploration directory.
 
 Why git: every accepted edit is a commit named after its iteration and hypothesis, a node records the
-revision it ran (``nodes.code_revision``), and a rollback is a checkout of the parent's revision — so
-``replay`` can run each node on exactly its code. A running node gets its own worktree (``git worktree add
---detach``), so concurrent slots never see each other's edits; the run puts that worktree first on its
-import path (an overlay of the edited modules over the installed package).
+revision it ran (``nodes.code_commit``), and a rollback is a checkout of the parent's revision — so
+``replay`` can run each node on exactly its code. ``DIR/code`` holds a copy of the whole ``gnnlab`` package
+(a few hundred kB), so a node's worktree (``git worktree add --detach``) is a complete package: the run is
+started in a fresh interpreter with the worktree first on ``PYTHONPATH`` and imports the edited code, while
+concurrent slots never see each other's edits.
 
 An edit is never trusted. :func:`preflight` checks, before anything runs, that
 
 * the text outside every declared region (between its start and end marker lines) is unchanged, and each
-  marker occurs exactly once — edits happen only at block boundaries;
+  marker occurs exactly once;
 * the edited modules import nothing from ``gnnlab.evaluation`` (where ground truth is loaded) nor the
   ground-truth loaders of ``gnnlab.data`` (checked on the ``ast``, so aliasing or formatting cannot hide it);
 * the evaluation code is byte-identical to when the exploration started (its recorded hash).
 
-A crashing edit gets up to ``max_repair_attempts`` repairs (the agent sees the traceback); after that the
-node falls back to its parent's revision.
+The loop (``explore/loop.py``) drives the rest: a crashing edit gets up to ``explore.max_repair_attempts``
+repairs (the agent sees the traceback), after which the node rolls back to its parent's revision.
 """
 
 import ast
-import dataclasses
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import gnnlab
+from gnnlab.config.explore import CodeRegion
 from gnnlab.errors import GnnlabError
 
 FORBIDDEN_MODULES = ("gnnlab.evaluation",)
@@ -36,13 +38,9 @@ class EditRejected(GnnlabError):
     """An edit failed pre-flight; the reason says which check."""
 
 
-@dataclasses.dataclass(frozen=True)
-class CodeRegion:
-    """The editable lines of ``file`` (relative to the code root): strictly between the marker lines."""
-
-    file: str
-    start: str
-    end: str
+# the installed package's source root (the directory holding gnnlab/): what DIR/code starts as
+SOURCE_ROOT = Path(gnnlab.__file__).resolve().parent.parent
+EVALUATION_ROOT = SOURCE_ROOT / "gnnlab" / "evaluation"
 
 
 def _split(text: str, region: CodeRegion) -> tuple[str, str]:
@@ -129,12 +127,15 @@ class CodeRepo:
         return out.strip() if strip else out
 
     @classmethod
-    def create(cls, root: Path, source_root: Path, files: Sequence[str]) -> "CodeRepo":
-        """Copy ``files`` (relative to ``source_root``) into a fresh repository; commit them as the base."""
+    def create(cls, root: Path, source_root: Path = SOURCE_ROOT) -> "CodeRepo":
+        """Copy the ``gnnlab`` package's ``*.py`` files under ``source_root`` into a fresh repository and
+        commit them as the base (byte-code caches ignored, so a run leaves its worktree clean)."""
         repo = cls(root)
-        for name in files:
+        for path in sorted((source_root / "gnnlab").rglob("*.py")):
+            name = path.relative_to(source_root)
             (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source_root / name, root / name)
+            shutil.copyfile(path, root / name)
+        (root / ".gitignore").write_text("__pycache__/\n")
         repo._git("init", "-q", "-b", "main")
         repo._git("add", "-A")
         repo._git("commit", "-q", "-m", "base: the training code at the start of the exploration")
@@ -146,13 +147,11 @@ class CodeRepo:
     def files(self, revision: str, names: Sequence[str]) -> dict[str, str]:
         return {name: self._git("show", f"{revision}:{name}", strip=False) for name in names}
 
-    def reset(self, revision: str) -> None:
-        """Branch ``main`` and the checkout back at ``revision`` (a rollback)."""
-        self._git("checkout", "-q", "-B", "main", revision)
-
     def commit(self, parent: str, files: Mapping[str, str], message: str) -> str:
-        """A commit of ``files`` on top of ``parent`` (branch ``main`` follows); returns its revision."""
-        self.reset(parent)
+        """A commit of ``files`` on top of ``parent``; returns its revision. Nothing points at it until
+        :meth:`keep` names it: the code history is a tree, like the exploration's, and a crashed attempt
+        that was repaired or rolled back is left unnamed."""
+        self._git("checkout", "-q", "--detach", parent)
         for name, text in files.items():
             (self.root / name).write_text(text)
         self._git("add", "-A")
@@ -165,73 +164,52 @@ class CodeRepo:
         return path
 
     def remove_worktree(self, path: Path) -> None:
-        self._git("worktree", "remove", "--force", str(path))
+        """Delete a node's checkout (also one a killed loop left half-registered) and forget it."""
+        shutil.rmtree(path, ignore_errors=True)
+        self._git("worktree", "prune")
 
-    def log(self) -> list[str]:
-        """Commit subjects, oldest first."""
-        return self._git("log", "--reverse", "--format=%s").splitlines()
+    def keep(self, iteration: int, revision: str) -> None:
+        """Name a node's accepted code: branch ``iter-NNN``."""
+        self._git("branch", "-f", f"iter-{iteration:03d}", revision)
 
+    def subject(self, revision: str) -> str:
+        return self._git("log", "-1", "--format=%s", revision)
 
-# edit(traceback of the last crash, or None) -> the edited files; run(revision) -> None or a traceback
-Edit = Callable[[str | None], Mapping[str, str]]
-Run = Callable[[str], str | None]
-
-
-@dataclasses.dataclass(frozen=True)
-class EditOutcome:
-    revision: str  # what the node ran last: the accepted edit, or the parent's after a rollback
-    accepted: bool
-    attempts: int
-    reasons: tuple[str, ...]
+    def log(self) -> dict[str, str]:
+        """Branch -> the subject of its commit: the base (``main``) and every node's accepted edit."""
+        lines = self._git("for-each-ref", "--format=%(refname:short)\t%(subject)", "refs/heads").splitlines()
+        return dict(line.split("\t", 1) for line in lines)
 
 
-def apply_edit(
+def commit_edit(
     repo: CodeRepo,
     parent: str,
+    edited: Mapping[str, str],
     regions: Sequence[CodeRegion],
-    edit: Edit,
-    run: Run,
     *,
     message: str,
-    max_repair_attempts: int,
-    evaluation_root: Path,
     evaluation_hash: str,
-) -> EditOutcome:
-    """Edit, pre-flight, commit and run; repair a crash up to ``max_repair_attempts`` times, then roll back.
-
-    Every attempt is committed on top of ``parent``, so branch ``main`` holds accepted code only: a crashed
-    attempt is replaced by its repair, and after the last failed repair ``main`` is reset to ``parent`` and
-    the parent's code is run instead. The outcome's reasons say what was tried and why it failed.
-    """
-    names = sorted({r.file for r in regions})
-    old = repo.files(parent, names)
-    traceback: str | None = None
-    reasons: list[str] = []
-    for attempt in range(1 + max_repair_attempts):
-        new = {**old, **edit(traceback)}
-        try:
-            preflight(old, new, regions, evaluation_root=evaluation_root, evaluation_hash=evaluation_hash)
-        except EditRejected as error:
-            reasons.append(f"rejected: {error}")
-            traceback = str(error)
-            continue
-        label = message if attempt == 0 else f"{message} (repair {attempt})"
-        revision = repo.commit(parent, new, label)
-        traceback = run(revision)
-        if traceback is None:
-            return EditOutcome(revision, True, attempt + 1, tuple(reasons))
-        reasons.append(f"crashed: {traceback.strip().splitlines()[-1] if traceback.strip() else 'no output'}")
-    repo.reset(parent)
-    run(parent)
-    return EditOutcome(parent, False, 1 + max_repair_attempts, (*reasons, "rolled back to the parent's code"))
+    evaluation_root: Path = EVALUATION_ROOT,
+) -> str:
+    """Pre-flight ``edited`` (file -> full new text) against ``parent``'s files and commit it on top of
+    ``parent``; returns the new revision, or raises :class:`EditRejected` and commits nothing."""
+    editable = sorted({r.file for r in regions})
+    outside = sorted(set(edited) - set(editable))
+    if outside:
+        raise EditRejected(f"{outside[0]}: not an editable file")
+    old = repo.files(parent, editable)
+    new = {**old, **edited}
+    preflight(old, new, regions, evaluation_root=evaluation_root, evaluation_hash=evaluation_hash)
+    return repo.commit(parent, {name: new[name] for name in edited}, message)
 
 
 __all__ = [
     "CodeRegion",
     "CodeRepo",
-    "EditOutcome",
+    "EVALUATION_ROOT",
+    "SOURCE_ROOT",
     "EditRejected",
-    "apply_edit",
+    "commit_edit",
     "check_imports",
     "check_regions",
     "preflight",

@@ -11,6 +11,8 @@ Contract:
   returns the results of all runs finished since the last call. Every submitted run yields exactly one
   result: a crash, a diverged run and a timeout are results with status ``failed`` and a reason, never
   exceptions.
+* A spec with ``code_dir`` runs the ``gnnlab`` package found there (an agent's code edit), not the
+  installed one, in a fresh interpreter.
 * :meth:`Executor.shutdown` stops every run still going (the loop calls it when it is itself stopped).
 """
 
@@ -35,6 +37,7 @@ class RunSpec:
     timeout_s: float
     cache_dir: Path | None = None
     plots: bool = True
+    code_dir: Path | None = None  # a worktree holding an edited gnnlab package: the run must import it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +124,7 @@ class LocalExecutor(Executor):
     ``start="fork"`` (default) forks the loop process, which has gnnlab and torch imported already: a run
     starts in milliseconds instead of paying ~5-10 s of imports. ``start="spawn"`` runs ``python -m
     gnnlab.cli run`` in a fresh interpreter instead (for code that must be imported anew, such as edited
-    training code).
+    training code); a spec with ``code_dir`` is always spawned, with that directory first on ``PYTHONPATH``.
     """
 
     def __init__(self, slots: int, *, cores: int | None = None, start: str = "fork", poll_s: float = 0.1):
@@ -149,10 +152,14 @@ class LocalExecutor(Executor):
         config_path.write_text(spec.config_yaml)
         args = self._command(spec, config_path)
         popen = None
-        if self.start == "fork":
+        if self.start == "fork" and spec.code_dir is None:
             pid = _fork_run(args, folder, self.threads)
         else:
             env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+            if spec.code_dir is not None:
+                env["PYTHONPATH"] = os.pathsep.join([str(spec.code_dir), env.get("PYTHONPATH", "")]).rstrip(
+                    os.pathsep
+                )
             with open(folder / "stdout.log", "w") as out, open(folder / "stderr.log", "w") as err:
                 popen = subprocess.Popen(
                     [sys.executable, "-m", "gnnlab.cli", *args],

@@ -36,7 +36,8 @@ from gnnlab.explore.agents import (
     make_agent,
     validate_proposal,
 )
-from gnnlab.explore.executor import Executor, LocalExecutor, RunSpec
+from gnnlab.explore.code_edits import EVALUATION_ROOT, CodeRepo, EditRejected, commit_edit, tree_hash
+from gnnlab.explore.executor import Executor, LocalExecutor, RunResult, RunSpec
 from gnnlab.explore.knowledge import Rules
 from gnnlab.explore.plots import plot_progress, plot_tree
 from gnnlab.explore.render import analysis_md, memory_md, protocol_md, ucb_txt
@@ -78,6 +79,7 @@ class ExplorationLoop:
         self.fallback = RuleAgent()
         self.cache_dir, self.progress = cache_dir, progress
         self.timings = Timings()
+        self.code = self._code_repo() if spec.allow_code_edits else None
 
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -126,6 +128,96 @@ class ExplorationLoop:
         merged = {k: previous[k] + getattr(self.timings, k) for k in ("runs_s", "simulation_s", "total_s")}
         self.store.set_meta(elapsed_s=elapsed_s, timings=merged)
 
+    # --- code edits -----------------------------------------------------------------------------------------
+    def _code_repo(self) -> CodeRepo:
+        """``DIR/code``, created with the exploration (its base revision and the evaluation code's hash go
+        into the store, so a resumed loop checks edits against the code the exploration started from)."""
+        root = self.out / "code"
+        if self.store.meta("code_base") is None:
+            shutil.rmtree(root, ignore_errors=True)  # left by a loop killed before it recorded the base
+            repo = CodeRepo.create(root)
+            self.store.set_meta(code_base=repo.head(), evaluation_hash=tree_hash(EVALUATION_ROOT))
+            return repo
+        return CodeRepo(root)
+
+    def _editable(self, revision: str) -> dict[str, str]:
+        assert self.code is not None
+        return self.code.files(revision, sorted({r.file for r in self.spec.code_regions}))
+
+    def _block_revision(self, block: int) -> str | None:
+        """The code the block's root config ran (its best node's), None when code edits are off."""
+        return None if self.code is None else self.store.meta("code_roots", {}).get(str(block))
+
+    def _code_of(self, proposal: Proposal, slot: Slot, block: int, nodes: list[Node]) -> tuple[str, str]:
+        """(parent revision, revision to run) of a proposal: it inherits its parent's code, or commits its
+        own edit on top of it (raises :class:`EditRejected` when the edit fails pre-flight)."""
+        assert self.code is not None
+        source = proposal.robust_of if proposal.robust_of is not None else proposal.parent
+        parent = next((n.code_commit for n in nodes if n.id == source), None) or self._block_revision(block)
+        assert parent is not None
+        if not proposal.code:
+            return parent, parent
+        hypothesis = (proposal.rationale.strip().splitlines() or [proposal.strategy])[0][:100]
+        revision = commit_edit(
+            self.code,
+            parent,
+            proposal.code,
+            self.spec.code_regions,
+            message=f"iter {slot.iteration}: {hypothesis}",
+            evaluation_hash=self.store.meta("evaluation_hash"),
+        )
+        return parent, revision
+
+    def _repair(self, node: Node) -> None:
+        """A node crashed on code it edited: ask the agent for a repair (fed the traceback) until one passes
+        pre-flight or ``max_repair_attempts`` are used, then re-run it; else roll back to the parent's code.
+        The crashed attempt's folder is kept under ``attempts/``."""
+        assert self.code is not None and node.code_parent is not None
+        folder = (self.out / node.run_dir).parent
+        tried = [
+            e for e in self.store.events() if e["iteration"] == node.id and e["kind"].startswith("repair")
+        ]
+        keep = folder / "attempts" / str(len(tried) + 1)
+        keep.mkdir(parents=True, exist_ok=True)
+        for name in ("run", "stdout.log", "stderr.log"):
+            if (folder / name).exists():
+                os.replace(folder / name, keep / name)
+        traceback = (
+            (keep / "stderr.log").read_text(errors="replace")[-4000:]
+            if (keep / "stderr.log").is_file()
+            else ""
+        )
+        crashed = node.code_commit
+        hypothesis = (node.rationale.strip().splitlines() or [node.strategy])[0][:100]
+        for attempt in range(len(tried) + 1, self.spec.max_repair_attempts + 1):
+            context = self._context(node.block, self.store.nodes())
+            try:
+                files = self.agent.repair(context, node, self._editable(crashed), traceback)
+            finally:
+                for call in self.agent.take_calls():
+                    self.store.record_llm_call(call)
+            if files is None:
+                break
+            detail = {"attempt": attempt, "crashed": crashed, "traceback": traceback[-1500:]}
+            try:
+                revision = commit_edit(
+                    self.code,
+                    node.code_parent,
+                    files,
+                    self.spec.code_regions,
+                    message=f"iter {node.id}: {hypothesis} (repair {attempt})",
+                    evaluation_hash=self.store.meta("evaluation_hash"),
+                )
+            except EditRejected as error:
+                self.store.log_event("repair-rejected", {**detail, "reason": str(error)}, node.id)
+                traceback = f"your repair was rejected before running: {error}"
+                continue
+            self.store.requeue(node.id, revision, "repair", {**detail, "revision": revision})
+            return
+        self.store.requeue(
+            node.id, node.code_parent, "rollback", {"crashed": crashed, "to": node.code_parent}
+        )
+
     # --- blocks -------------------------------------------------------------------------------------------
     def _current_block(self, nodes: list[Node]) -> int:
         if not nodes:
@@ -147,7 +239,7 @@ class ExplorationLoop:
         ended = [b for b in self.store.blocks() if b.rules is not None]
         return Rules(**ended[-1].rules) if ended else Rules()
 
-    def _context(self, block: int, nodes: list[Node]) -> Context:
+    def _context(self, block: int, nodes: list[Node], code: dict[str, str] | None = None) -> Context:
         rules = self._rules()
         record = next(b for b in self.store.blocks() if b.block == block)
         return Context(
@@ -161,6 +253,7 @@ class ExplorationLoop:
             seed=self.spec.seed,
             regimes_used=tuple(b.regime for b in self.store.blocks()),
             llm_spent_usd=self.store.llm_spent_usd(),
+            code=code,
         )
 
     def _start_block(self, block: int, nodes: list[Node]) -> None:
@@ -170,11 +263,13 @@ class ExplorationLoop:
         regime = blocks[block - 1].regime if block - 1 in blocks else None
         if block - 1 in blocks and (blocks[block - 1].summary or {}).get("next_regime"):
             regime = blocks[block - 1].summary["next_regime"]
-        root = self.base
+        root, revision = self.base, self.store.meta("code_base")
         rewards = node_rewards(self.spec, nodes)
         if rewards:
-            best = max(rewards, key=lambda i: (rewards[i], -i))
-            root = next(n.config for n in nodes if n.id == best)
+            best = next(n for n in nodes if n.id == max(rewards, key=lambda i: (rewards[i], -i)))
+            root, revision = best.config, best.code_commit or revision
+        if self.code is not None:
+            self.store.set_meta(code_roots={**self.store.meta("code_roots", {}), str(block): revision})
         self.store.start_block(block, apply_regime(self.spec, root, regime), regime)
 
     def _end_block(self, block: int) -> None:
@@ -204,10 +299,13 @@ class ExplorationLoop:
             self.spec.slots, self.spec.n_iter_block - in_block, self.spec.budget.iterations - len(nodes)
         )
         slots = [Slot(len(nodes) + 1 + i, i, self.spec.role(i)) for i in range(size)]
-        context = self._context(block, nodes)
+        code_round = self.code is not None and in_block == 0  # code edits only at a block boundary
+        revision = self._block_revision(block)
+        code = self._editable(revision) if code_round and revision is not None else None
+        context = self._context(block, nodes, code)
         self.render()  # the new block's files, before the agent's view of them is refreshed
         if self.agent.reads_workspace:  # no other agent reads it: no copying for rule/random/optuna
-            self.write_workspace(block, nodes)
+            self.write_workspace(block, nodes, code)
         try:
             proposals = self.agent.propose(context, slots)
         finally:
@@ -218,10 +316,16 @@ class ExplorationLoop:
                 f"agent {self.agent.name!r} returned {len(proposals)} proposals for {len(slots)} slots"
             )
         rows = []
-        revision = pipeline.code_revision()  # two git calls: once per round, not per node
+        source = pipeline.code_revision()  # two git calls: once per round, not per node
         for slot, proposal in zip(slots, proposals, strict=True):
             agent_name = self.agent.name
             config, reason = validate_proposal(context, proposal, slot.slot)
+            revisions: tuple[str | None, str | None] = (None, None)
+            if reason is None and self.code is not None:
+                try:
+                    revisions = self._code_of(proposal, slot, block, nodes)
+                except EditRejected as error:
+                    reason = f"code edit rejected: {error}"
             if reason is not None:
                 self.store.log_event(
                     "rejected",
@@ -233,8 +337,11 @@ class ExplorationLoop:
                 config, reason = validate_proposal(context, proposal, slot.slot)
                 if reason is not None:
                     raise GnnlabError(f"the rule agent's fallback proposal is invalid: {reason}")
+                if self.code is not None:
+                    revisions = self._code_of(proposal, slot, block, nodes)
             assert config is not None
-            rows.append(self._row(slot, block, proposal, config, agent_name, context, revision))
+            row = self._row(slot, block, proposal, config, agent_name, context, source)
+            rows.append({**row, "code_parent": revisions[0], "code_commit": revisions[1]})
         self.store.add_nodes(rows)
 
     def _row(
@@ -292,13 +399,25 @@ class ExplorationLoop:
                     timeout_s=60 * self.spec.run_timeout_minutes,
                     cache_dir=self.cache_dir,
                     plots=self.spec.plots,
+                    code_dir=self._worktree(node),
                 )
             )
+        # crashed code edits are repaired once the whole round is in, in node order, so what the agent is
+        # asked does not depend on which run happened to finish first
+        crashed: list[Node] = []
         while self.executor.running():
             waited = time.perf_counter()
             results = self.executor.wait()
             self.timings.runs_s += time.perf_counter() - waited
             for result in results:
+                node = self.store.node(result.node)
+                if self.code is not None:
+                    self._drop_worktree(node)
+                    if _crashed(result) and node.edited_code:
+                        crashed.append(node)
+                        continue
+                    if node.edited_code:
+                        self.code.keep(node.id, node.code_commit)
                 self.store.record_result(
                     result.node,
                     status=result.status,
@@ -309,6 +428,22 @@ class ExplorationLoop:
                 self._link_iteration(self.store.node(result.node))
                 bar.update()
             self.render()
+        for node in sorted(crashed, key=lambda n: n.id):
+            self._repair(node)
+
+    def _worktree(self, node: Node) -> Path | None:
+        """A checkout of the node's code revision for its run, when that is not the installed code."""
+        if self.code is None or node.code_commit in (None, self.store.meta("code_base")):
+            return None
+        path = (self.out / node.run_dir).parent / "code"
+        self._drop_worktree(node)  # left by a killed loop
+        return self.code.worktree(node.code_commit, path)
+
+    def _drop_worktree(self, node: Node) -> None:
+        assert self.code is not None
+        path = (self.out / node.run_dir).parent / "code"
+        if path.exists():
+            self.code.remove_worktree(path)
 
     def _link_iteration(self, node: Node) -> None:
         run_dir = self.out / node.run_dir
@@ -349,7 +484,7 @@ class ExplorationLoop:
             plot_tree(self.spec, nodes, self.out / "tree.png")
             plot_progress(self.spec, nodes, self.out / "progress.png")
 
-    def write_workspace(self, block: int, nodes: list[Node]) -> Path:
+    def write_workspace(self, block: int, nodes: list[Node], code: dict[str, str] | None = None) -> Path:
         """Refresh ``DIR/workspace/``, the agent's whole view, from the store and the loop's own files, plus
         the latest round's truth-free run figures (see :mod:`gnnlab.explore.workspace`: nothing else of a
         run directory, and nothing of the dataset cache, goes in)."""
@@ -372,11 +507,17 @@ class ExplorationLoop:
                 for name in RUN_PLOTS
                 if (path := self.out / n.run_dir / "plots" / name).is_file()
             },
+            **{f"code/{name}": text.encode() for name, text in (code or {}).items()},
         }
         return write_workspace(self.out, files)
 
 
 RENDERED = ("analysis.md", "memory.md", "ucb_scores.txt", "protocol.md")
+
+
+def _crashed(result: RunResult) -> bool:
+    """The run died with an exception (what a repair can fix), not a diverged loss or a timeout."""
+    return result.status == "failed" and (result.failure or "").startswith("crashed")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     agent TEXT NOT NULL,
     training_seed INTEGER NOT NULL,
     simulation_seed INTEGER NOT NULL,
-    code_revision TEXT NOT NULL,
+    code_revision TEXT NOT NULL,       -- the gnnlab source the loop ran from (git commit, or version)
+    code_commit TEXT,                  -- code edits on: the DIR/code revision the node runs
+    code_parent TEXT,                  -- ... and its parent's revision (the node edited code if they differ)
     status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
     failure TEXT,
     metrics TEXT,                      -- JSON, as the run's metrics.json holds them
@@ -108,6 +110,8 @@ class Node:
     training_seed: int
     simulation_seed: int
     code_revision: str
+    code_commit: str | None
+    code_parent: str | None
     status: str
     failure: str | None
     metrics: dict[str, Any] | None
@@ -119,6 +123,11 @@ class Node:
     attempts: int
     agent_input: str | None
     agent_output: str | None
+
+    @property
+    def edited_code(self) -> bool:
+        """The node runs code it edited itself (not only inherited from its parent)."""
+        return self.code_commit != self.code_parent
 
     @property
     def finished_ok(self) -> bool:
@@ -177,6 +186,10 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(nodes)")}
+        for column in ("code_commit", "code_parent"):  # stores written before code edits existed
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE nodes ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -246,6 +259,20 @@ class Store:
                     run_seconds,
                     node_id,
                 ),
+            )
+
+    def requeue(self, node_id: int, code_commit: str, event: str, detail: dict[str, Any]) -> None:
+        """Send a node back to 'pending' on another code revision (a repair or a rollback), with the event
+        that says why, in one transaction: the crashed attempt survives in the event and its run folder."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE nodes SET status = 'pending', code_commit = ?, metrics = NULL, failure = NULL, "
+                "finished = NULL, run_seconds = NULL WHERE id = ?",
+                (code_commit, node_id),
+            )
+            db.execute(
+                "INSERT INTO events (time, iteration, kind, detail) VALUES (?, ?, ?, ?)",
+                (time.time(), node_id, event, json.dumps(detail, sort_keys=True, default=str)),
             )
 
     def nodes(self) -> list[Node]:

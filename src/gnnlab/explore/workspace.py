@@ -31,6 +31,7 @@ ALLOWED: dict[str, str] = {
     r"tree\.png": "the exploration tree (drawn by the loop from the store)",
     r"progress\.png": "the metric over iterations (drawn by the loop from the store)",
     r"nodes/iter_\d{3,}/(loss|kinograph)\.png": "the latest finished nodes' learned-vs-observed figures",
+    r"code/gnnlab/[A-Za-z0-9_/]+\.py": "the editable training code (explore.allow_code_edits, block starts)",
 }
 PLOTS = ("tree.png", "progress.png")
 # Run figures the evaluation draws from the model, its history and the observations only, never from the

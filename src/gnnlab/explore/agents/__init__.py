@@ -39,9 +39,11 @@ def make_agent(
         if replay_from is None:
             raise ConfigError("agent 'replay' needs the exploration to replay (--replay-from DIR)")
         return ReplayAgent(replay_from)
-    if name in LLM_AGENTS:
+    if name in LLM_AGENTS or name == ClaudeAgent.name:
         if spec is None or workspace is None:
             raise ConfigError(f"agent {name!r} needs the explore section and the agent workspace")
+        if name == ClaudeAgent.name:
+            return AGENTS[name](workspace, model=spec.llm.model, budget_usd=spec.budget_usd)
         return LLM_AGENTS[name](spec.llm, workspace, spec.budget_usd)
     if name not in AGENTS:
         known = ", ".join([*AGENTS, *LLM_AGENTS, "replay"])

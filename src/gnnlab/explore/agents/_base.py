@@ -11,6 +11,12 @@ Contract (what the loop guarantees and what it expects):
   non-per-slot keys, typed values in range, a valid run config, a parent in the current block). An invalid
   proposal is recorded with its reason and the ``rule`` agent fills that slot instead. An agent that has
   nothing valid to offer for a slot returns a proposal with ``rejected`` set to the reason.
+* Code edits (``explore.allow_code_edits``): on a block's first round ``context.code`` holds the editable
+  files (path -> text, at the revision the block's root ran) and a proposal may carry ``code``, the edited
+  files. The loop pre-flights and commits it (:mod:`gnnlab.explore.code_edits`); a rejected edit rejects the
+  proposal. When an edited node crashes, :meth:`Agent.repair` is asked for fixed files with the traceback,
+  up to ``explore.max_repair_attempts`` times; returning None (the default) rolls the node back to its
+  parent's code at once.
 * :meth:`Agent.end_block` is called once after every node of a block has finished; it returns the block
   summary, the rewritten rules and an optional regime for the next block. The default implementation is the
   seeds' statistics-driven rewrite; LLM agents may override it.
@@ -54,6 +60,7 @@ class Proposal:
     robust_of: int | None = None
     training_seed: int | None = None
     rejected: str | None = None  # the agent gave up on this slot (and why): the rule agent decides it
+    code: dict[str, str] | None = None  # edited files (path -> full text), code-edit rounds only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +75,7 @@ class Context:
     seed: int
     regimes_used: tuple[str | None, ...] = ()
     llm_spent_usd: float = 0.0  # what every recorded LLM call so far cost (budget checks survive resume)
+    code: dict[str, str] | None = None  # the editable files, on rounds where code edits are allowed
 
     @property
     def rewards(self) -> dict[int, float]:
@@ -96,6 +104,8 @@ def validate_proposal(context: Context, proposal: Proposal, slot: int) -> tuple[
     """The run config of a proposal, or why it is rejected (the loop's check, callable by agents)."""
     if proposal.rejected is not None:
         return None, proposal.rejected
+    if proposal.code and context.code is None:
+        return None, "code edits are allowed only at a block's first round, with explore.allow_code_edits"
     in_block = {n.id: n for n in context.block_nodes()}
     if proposal.robust_of is not None:
         node = in_block.get(proposal.robust_of)
@@ -173,6 +183,13 @@ class Agent(abc.ABC):
 
     def end_block(self, context: Context) -> BlockDecision:
         return default_end_block(context)
+
+    def repair(
+        self, context: Context, node: Node, files: dict[str, str], traceback: str
+    ) -> dict[str, str] | None:
+        """Fixed versions of ``files`` (the crashed node's editable files) given the run's ``traceback``, or
+        None to give up and roll the node back to its parent's code (the default)."""
+        return None
 
     def take_calls(self) -> list[LLMCall]:
         """The model calls made since the last take (none for agents that call no model)."""

@@ -3,17 +3,18 @@
 Why a CLI and not an SDK call: Claude Code brings its own tool loop (Read, Edit), so the agent works the way
 the seeds describe — read the workspace, edit the config, append an ``## Iter N:`` entry to memory — and
 gnnlab only has to read what changed. The edited file is never trusted: the config *diff* (dotted keys whose
-value changed) becomes a :class:`Proposal` that the loop validates like any other.
+value changed) becomes a :class:`Proposal` that the loop validates like any other. On a code-edit round the
+workspace also holds ``code/gnnlab/...`` (the editable training files); what the CLI changed there becomes
+the proposal's ``code``, which the loop pre-flights; a crash brings the CLI back with the traceback
+(:meth:`ClaudeAgent.repair`).
 
-Isolation: the CLI runs with ``cwd`` = the workspace, only Read and Edit allowed and every other tool
-(Bash, Write, web access, sub-agents) disallowed, in its own process group with a timeout that kills the
-whole group (the CLI spawns helpers). ``is_error: true`` in the JSON result is a failure whatever
+Isolation: the CLI runs with ``cwd`` = ``DIR/workspace`` (which the loop writes from its allow-list,
+:mod:`gnnlab.explore.workspace`), ``--restricted`` file tools, only Read and Edit allowed and every other
+tool (Bash, Write, web access, sub-agents) disallowed, in its own process group with a timeout that kills
+the whole group (the CLI spawns helpers). ``is_error: true`` in the JSON result is a failure whatever
 ``subtype`` says (a turn-limit stop reports ``subtype`` other than "success" but an API error can report
-"success"). A failure falls back to the rule agent for that slot, with the reason in the rationale.
-
-To merge with the shared LLM layer (agents/llm.py, workspace.py): the workspace population here is the
-minimal allow-list (:data:`WORKSPACE_FILES`) and calls are kept in :attr:`ClaudeAgent.calls` for the store's
-``llm_calls`` table; both are to be pointed at that layer once it lands.
+"success"). A failure, or a spent ``explore.budget_usd``, hands the slot to the rule agent. Every CLI run is
+an :class:`LLMCall` for the store (cost and tokens as the CLI reports them).
 """
 
 import dataclasses
@@ -22,7 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,8 @@ import yaml
 from gnnlab.errors import GnnlabError
 from gnnlab.explore.agents._base import Agent, Context, Proposal, Slot
 from gnnlab.explore.agents.rule import RuleAgent
+from gnnlab.explore.store import LLMCall, Node
 
-# the only files the CLI sees: never ground truth, never the store
-WORKSPACE_FILES = ("config.yaml", "protocol.md", "memory.md", "ucb_scores.txt")
 ALLOWED_TOOLS = ("Read", "Edit")
 DISALLOWED_TOOLS = ("Bash", "Write", "NotebookEdit", "WebFetch", "WebSearch", "Task", "Glob", "Grep")
 # the repository's pinned install (tools/claude, `make test` runs npm ci there)
@@ -136,54 +136,105 @@ def config_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
     return {k: v for k, v in new.items() if k not in old or old[k] != v}
 
 
-def prompt_text(slot: Slot, parent: int | None) -> str:
+def prompt_text(slot: Slot, parent: int | None, code: bool) -> str:
     """The instruction; everything else the agent learns by reading the workspace files."""
     base = "the block's root config" if parent is None else f"node {parent}, the block's best so far"
+    edit = (
+        " This is a block boundary: you may also edit the training code under code/, only between its "
+        "'explore-region' marker lines."
+        if code
+        else ""
+    )
     return (
         f"You are exploring training configurations (iteration {slot.iteration}, slot {slot.slot}, "
         f"role {slot.role}). Read protocol.md, memory.md and ucb_scores.txt. config.yaml holds {base}. "
         "Edit config.yaml to set the values of the next experiment (only parameters the protocol allows), "
-        f"then append an '## Iter {slot.iteration}:' entry with your hypothesis to memory.md."
+        f"then append an '## Iter {slot.iteration}:' entry with your hypothesis to memory.md.{edit}"
+    )
+
+
+def repair_text(node: Node, traceback: str) -> str:
+    return (
+        f"The training code you edited for iteration {node.id} crashed. The end of its traceback:\n"
+        f"{traceback[-3000:]}\nFix the code under code/ (only between the 'explore-region' marker lines) "
+        "so that it runs, keeping your hypothesis."
     )
 
 
 class ClaudeAgent(Agent):
-    """One CLI run per slot; the config diff is the proposal, a failure hands the slot to the rule agent."""
+    """One CLI run per slot (and per repair); the config and code diffs are the proposal."""
 
     name = "claude"
+    reads_workspace = True
 
     def __init__(
         self,
-        workspace: Path | None = None,
+        workspace: Path,
         *,
         model: str = "claude-sonnet-4-5",
         max_turns: int = 12,
         timeout_s: float = 600.0,
+        budget_usd: float | None = None,
         claude_bin: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.workspace = (
-            Path(tempfile.mkdtemp(prefix="gnnlab-workspace-")) if workspace is None else workspace
-        )
-        self.model, self.max_turns, self.timeout_s = model, max_turns, timeout_s
+        self.workspace = workspace
+        self.model, self.max_turns, self.timeout_s, self.budget_usd = model, max_turns, timeout_s, budget_usd
         self.claude_bin, self.env = claude_bin, env
-        self.calls: list[CliResult] = []
+        self.calls: list[LLMCall] = []
+        self._spent = 0.0  # this round's calls, not yet in the store
         self._rule = RuleAgent()
 
-    def _populate(self, context: Context, config: Mapping[str, Any]) -> None:
-        """Write the allow-listed files; memory.md persists across calls (the agent's own notes)."""
+    def _write(self, config: Mapping[str, Any], code: Mapping[str, str] | None) -> None:
+        """Reset the files a slot edits: the parent's config and, on a code round, the editable code."""
         self.workspace.mkdir(parents=True, exist_ok=True)
-        (self.workspace / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=True))
-        (self.workspace / "protocol.md").write_text(
-            f"# Protocol\n\nMetric: {context.spec.metric}\n\nParameters you may change: "
-            f"{', '.join(sorted(k for k, p in context.spec.parameters.items() if not p.frozen))}\n"
-        )
-        (self.workspace / "ucb_scores.txt").write_text(
-            "".join(f"{dataclasses.astuple(entry)}\n" for entry in context.ucb)
-        )
-        memory = self.workspace / "memory.md"
-        if not memory.exists():
-            memory.write_text("# Memory\n")
+        (self.workspace / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+        for name, text in (code or {}).items():
+            (self.workspace / "code" / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.workspace / "code" / name).write_text(text)
+
+    def _code_diff(self, code: Mapping[str, str]) -> dict[str, str]:
+        edited = {name: (self.workspace / "code" / name).read_text() for name in code}
+        return {name: text for name, text in edited.items() if text != code[name]}
+
+    def _run(self, prompt: str, iteration: int, spent_before: float) -> CliResult:
+        """One recorded CLI run (failures recorded too); refuses to start once the budget is spent."""
+        if self.budget_usd is not None and spent_before + self._spent >= self.budget_usd:
+            raise ClaudeError(f"explore.budget_usd ({self.budget_usd:g} USD) is spent")
+        started = time.monotonic()
+        result, error = None, None
+        try:
+            result = run_claude(
+                find_claude_bin(self.claude_bin),
+                prompt,
+                self.workspace,
+                model=self.model,
+                max_turns=self.max_turns,
+                timeout_s=self.timeout_s,
+                env=self.env,
+            )
+            return result
+        except ClaudeError as exc:
+            error = str(exc)
+            raise
+        finally:
+            cost = 0.0 if result is None else result.cost_usd
+            usage = {} if result is None else result.usage
+            self._spent += cost
+            self.calls.append(
+                LLMCall(
+                    iteration=iteration,
+                    backend=self.name,
+                    model=self.model,
+                    prompt=json.dumps({"user": prompt}),
+                    reply=None if result is None else result.text,
+                    input_tokens=int(usage.get("input_tokens") or 0),
+                    output_tokens=int(usage.get("output_tokens") or 0),
+                    cost_usd=cost,
+                    latency_s=time.monotonic() - started,
+                    error=error,
+                )
+            )
 
     def propose(self, context: Context, slots: Sequence[Slot]) -> list[Proposal]:
         best = context.best()
@@ -192,28 +243,44 @@ class ClaudeAgent(Agent):
         proposals = []
         for slot, rule_proposal in zip(slots, fallback, strict=True):
             before = context.config_of(parent)
-            self._populate(context, before)
             try:
-                result = run_claude(
-                    find_claude_bin(self.claude_bin),
-                    prompt_text(slot, parent),
-                    self.workspace,
-                    model=self.model,
-                    max_turns=self.max_turns,
-                    timeout_s=self.timeout_s,
-                    env=self.env,
+                self._write(before, context.code)
+                result = self._run(
+                    prompt_text(slot, parent, context.code is not None), slot.iteration, context.llm_spent_usd
                 )
                 after = yaml.safe_load((self.workspace / "config.yaml").read_text())
                 if not isinstance(after, dict):
                     raise ClaudeError("config.yaml is no longer a mapping")
+                code = self._code_diff(context.code) if context.code is not None else {}
             except (ClaudeError, OSError, yaml.YAMLError) as error:
                 proposals.append(dataclasses.replace(rule_proposal, rationale=f"claude failed: {error}"))
                 continue
-            self.calls.append(result)
             proposals.append(
-                Proposal(config_diff(before, after), parent=parent, strategy="claude", rationale=result.text)
+                Proposal(
+                    config_diff(before, after),
+                    parent=parent,
+                    strategy="claude",
+                    rationale=result.text,
+                    code=code or None,
+                )
             )
         return proposals
+
+    def repair(
+        self, context: Context, node: Node, files: dict[str, str], traceback: str
+    ) -> dict[str, str] | None:
+        """The CLI sees the crashed code under code/ and the traceback in its prompt; its edit is the repair
+        (None when it failed or changed nothing: the loop then rolls the node back)."""
+        try:
+            self._write(node.config, files)
+            self._run(repair_text(node, traceback), node.id, context.llm_spent_usd)
+        except (ClaudeError, OSError):  # the failed call is in self.calls; giving up means a rollback
+            return None
+        return self._code_diff(files) or None
+
+    def take_calls(self) -> list[LLMCall]:
+        calls, self.calls, self._spent = self.calls, [], 0.0
+        return calls
 
 
 __all__ = ["ClaudeAgent", "ClaudeError", "CliResult", "config_diff", "find_claude_bin", "run_claude"]

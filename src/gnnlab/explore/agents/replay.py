@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gnnlab.errors import ConfigError
 from gnnlab.explore.agents._base import Agent, BlockDecision, Context, Proposal, Slot
+from gnnlab.explore.code_edits import CodeRepo
 from gnnlab.explore.knowledge import Rules
 from gnnlab.explore.store import STORE_FILE, Store
 
@@ -27,6 +28,8 @@ class ReplayAgent(Agent):
         finally:
             store.close()
         self.source = Path(source)
+        # the code each node ran, for explorations that allowed code edits
+        self.repo = CodeRepo(self.source / "code") if (self.source / "code").is_dir() else None
 
     def propose(self, context: Context, slots: Sequence[Slot]) -> list[Proposal]:
         out = []
@@ -44,9 +47,16 @@ class ReplayAgent(Agent):
                     node.rationale,
                     robust_of=node.robust_of,
                     training_seed=node.training_seed if node.robust_of is not None else None,
+                    code=self._code(node, context),
                 )
             )
         return out
+
+    def _code(self, node, context: Context) -> dict[str, str] | None:
+        """The files of the node's accepted edit (after its repairs); None if it kept its parent's code."""
+        if self.repo is None or not node.edited_code or context.code is None:
+            return None
+        return self.repo.files(node.code_commit, sorted(context.code))
 
     def end_block(self, context: Context) -> BlockDecision:
         recorded = self.blocks.get(context.block)
