@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from explore_helpers import TINY, spec, write_config
+from explore_helpers import TINY, InProcessExecutor, spec, write_config
 from standin.claude_messages import ClaudeMessagesStandIn, text, tool_use
 
 from gnnlab.config import parse_config
@@ -33,6 +33,9 @@ def context() -> Context:
     return Context(s, SearchSpace(s), (), 1, ROOT, (), Rules(), seed=0)
 
 
+PLANTED_KEY = "sk-ant-planted-7c41e9"  # must never appear in a file the loop writes
+
+
 def cli_env(tmp_path: Path, url: str) -> dict[str, str]:
     """Loopback only, no key, no telemetry or updates, a private HOME so no user settings leak in."""
     return {
@@ -40,7 +43,7 @@ def cli_env(tmp_path: Path, url: str) -> dict[str, str]:
         "HOME": str(tmp_path / "home"),
         "CLAUDE_CONFIG_DIR": str(tmp_path / "home" / ".claude"),
         "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": "test-key",
+        "ANTHROPIC_API_KEY": PLANTED_KEY,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
@@ -144,7 +147,7 @@ def test_a_failed_cli_hands_the_slot_to_the_rule_agent(tmp_path):
     binary = fake_cli(tmp_path, "echo 'not json'; exit 1\n")
     agent = ClaudeAgent(tmp_path / "workspace", claude_bin=binary)
     [proposal] = agent.propose(context(), [Slot(1, 0, "exploit")])
-    assert proposal.strategy == "baseline" and proposal.rationale.startswith("claude failed:")
+    assert proposal.rejected.startswith("claude failed: claude exited 1 without a JSON result")
     [call] = agent.calls
     assert "without a JSON result" in call.error and call.reply is None
 
@@ -289,6 +292,45 @@ def test_an_exploration_with_code_edits_driven_by_the_real_cli_is_replayed_exact
     assert [replayed.files(n.code_commit, [TRAINING]) for n in copied] == [
         repo.files(n.code_commit, [TRAINING]) for n in recorded
     ]
+
+
+def test_invalid_yaml_is_re_asked_once_then_the_rule_agent_takes_the_slot(tmp_path, claude_bin, monkeypatch):
+    out = tmp_path / "out"
+    config = str(out / "workspace" / "config.yaml")
+    turns = [
+        [tool_use("Read", file_path=config)],
+        [tool_use("Edit", file_path=config, old_string="training:", new_string="training: [")],
+        [text("broke it")],
+        [tool_use("Read", file_path=config)],
+        [tool_use("Edit", file_path=config, old_string="n_frames: 400", new_string="n_frames: 500")],
+        [text("more frames")],
+    ]
+    with ClaudeMessagesStandIn(turns) as standin:
+
+        class ScriptedClaude(ClaudeAgent):
+            def __init__(self, workspace: Path, **settings) -> None:
+                super().__init__(workspace, model="m", timeout_s=120, env=cli_env(tmp_path, standin.url))
+
+        monkeypatch.setitem(AGENTS, "claude", ScriptedClaude)
+        explore(
+            write_config(tmp_path / "ex.yaml", agent="claude", slots=1),
+            out,
+            iterations=1,
+            executor=InProcessExecutor(1),
+            progress=False,
+        )
+    prompts = [str(body["messages"][0]["content"]) for body in standin.messages()]
+    assert "config.yaml is not valid YAML" in prompts[3]  # the re-ask names what was wrong
+    store = Store(out / STORE_FILE)
+    try:
+        [node], [event], calls = store.nodes(), store.events("rejected"), store.llm_calls()
+    finally:
+        store.close()
+    assert "simulation.n_frames" in event["detail"]["reason"] and "frozen" in event["detail"]["reason"]
+    assert node.agent == "rule (after rejecting claude)" and node.status == "done"
+    assert len(calls) == 2
+    written = [f.read_bytes() for f in out.rglob("*") if f.is_file()]
+    assert written and not any(PLANTED_KEY.encode() in data for data in written)
 
 
 def scores(node) -> dict:

@@ -13,8 +13,9 @@ Isolation: the CLI runs with ``cwd`` = ``DIR/workspace`` (which the loop writes 
 tool (Bash, Write, web access, sub-agents) disallowed, in its own process group with a timeout that kills
 the whole group (the CLI spawns helpers). ``is_error: true`` in the JSON result is a failure whatever
 ``subtype`` says (a turn-limit stop reports ``subtype`` other than "success" but an API error can report
-"success"). A failure, or a spent ``explore.budget_usd``, hands the slot to the rule agent. Every CLI run is
-an :class:`LLMCall` for the store (cost and tokens as the CLI reports them).
+"success"). An edit the loop would reject is sent back once with the reason; a failure, a second rejection
+or a spent ``explore.budget_usd`` hands the slot to the rule agent (the loop logs it as a rejection). Every
+CLI run is an :class:`LLMCall` for the store (cost and tokens as the CLI reports them).
 """
 
 import dataclasses
@@ -31,8 +32,7 @@ from typing import Any
 import yaml
 
 from gnnlab.errors import GnnlabError
-from gnnlab.explore.agents._base import Agent, Context, Proposal, Slot
-from gnnlab.explore.agents.rule import RuleAgent
+from gnnlab.explore.agents._base import Agent, Context, Proposal, Slot, validate_proposal
 from gnnlab.explore.store import LLMCall, Node
 
 ALLOWED_TOOLS = ("Read", "Edit")
@@ -136,6 +136,19 @@ def config_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
     return {k: v for k, v in new.items() if k not in old or old[k] != v}
 
 
+def _read_config(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The config the CLI left, or why it is unusable (one line naming the file)."""
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        return None, f"config.yaml is not valid YAML: {str(error).splitlines()[0]}"
+    except OSError as error:
+        return None, f"config.yaml cannot be read: {error}"
+    if not isinstance(config, dict):
+        return None, "config.yaml is no longer a mapping"
+    return config, None
+
+
 def prompt_text(slot: Slot, parent: int | None, code: bool) -> str:
     """The instruction; everything else the agent learns by reading the workspace files."""
     base = "the block's root config" if parent is None else f"node {parent}, the block's best so far"
@@ -183,7 +196,6 @@ class ClaudeAgent(Agent):
         self.claude_bin, self.env = claude_bin, env
         self.calls: list[LLMCall] = []
         self._spent = 0.0  # this round's calls, not yet in the store
-        self._rule = RuleAgent()
 
     def _write(self, config: Mapping[str, Any], code: Mapping[str, str] | None) -> None:
         """Reset the files a slot edits: the parent's config and, on a code round, the editable code."""
@@ -239,32 +251,32 @@ class ClaudeAgent(Agent):
     def propose(self, context: Context, slots: Sequence[Slot]) -> list[Proposal]:
         best = context.best()
         parent = best.id if best is not None else None
-        fallback = self._rule.propose(context, slots)
-        proposals = []
-        for slot, rule_proposal in zip(slots, fallback, strict=True):
-            before = context.config_of(parent)
+        return [self._propose_slot(context, slot, parent) for slot in slots]
+
+    def _propose_slot(self, context: Context, slot: Slot, parent: int | None) -> Proposal:
+        """Run the CLI; an edit the loop would reject is sent back once with the reason (as the API agents
+        re-ask); a failure or a second rejection is a ``rejected`` proposal (logged; the rule agent
+        decides)."""
+        before = context.config_of(parent)
+        prompt = prompt_text(slot, parent, context.code is not None)
+        reason = ""
+        for _ in range(2):
             try:
                 self._write(before, context.code)
-                result = self._run(
-                    prompt_text(slot, parent, context.code is not None), slot.iteration, context.llm_spent_usd
-                )
-                after = yaml.safe_load((self.workspace / "config.yaml").read_text())
-                if not isinstance(after, dict):
-                    raise ClaudeError("config.yaml is no longer a mapping")
+                result = self._run(prompt, slot.iteration, context.llm_spent_usd)
                 code = self._code_diff(context.code) if context.code is not None else {}
-            except (ClaudeError, OSError, yaml.YAMLError) as error:
-                proposals.append(dataclasses.replace(rule_proposal, rationale=f"claude failed: {error}"))
-                continue
-            proposals.append(
-                Proposal(
-                    config_diff(before, after),
-                    parent=parent,
-                    strategy="claude",
-                    rationale=result.text,
-                    code=code or None,
+            except (ClaudeError, OSError) as error:
+                return Proposal({}, parent, "claude", rejected=f"claude failed: {error}".splitlines()[0])
+            after, reason = _read_config(self.workspace / "config.yaml")
+            if after is not None:
+                proposal = Proposal(
+                    config_diff(before, after), parent, "claude", rationale=result.text, code=code or None
                 )
-            )
-        return proposals
+                _, reason = validate_proposal(context, proposal, slot.slot)
+                if reason is None:
+                    return proposal
+            prompt = f"{prompt}\n\nYour previous edit was rejected: {reason}. The files are reset; try again."
+        return Proposal({}, parent, "claude", rationale=result.text, rejected=reason)
 
     def repair(
         self, context: Context, node: Node, files: dict[str, str], traceback: str
