@@ -91,6 +91,25 @@ class SignalTraining(TrainingBase):
     noise_model_level: NonNegativeFloat = Field(
         0.0, description="Std of Gaussian noise added to the input states of each batch (augmentation)."
     )
+    W_solver: Literal["projection", "gradient"] = Field(
+        "projection",
+        description="projection: W is solved by least squares at every step (variable projection), so the "
+        "optimisers fit only f_theta, g_phi and the embeddings; gradient: W is trained like the other "
+        "parameters (seed 003; needed for coeff_W_L1).",
+    )
+    projection_steps: int = Field(200, ge=0, description="projection: Adam steps before L-BFGS.")
+    projection_batch_frames: PositiveInt = Field(
+        2000, description="projection: frames per Adam step (W is re-solved on each batch)."
+    )
+    ridge: NonNegativeFloat = Field(
+        1e-4, description="projection: ridge on the features' mean-square Gram matrix (g_phi in (-1, 1))."
+    )
+
+    @model_validator(mode="after")
+    def _l1_needs_gradient(self) -> "SignalTraining":
+        if self.W_solver == "projection" and self.coeff_W_L1 > 0:
+            raise ValueError("coeff_W_L1 needs W_solver: gradient (the projection solves W by ridge)")
+        return self
 
     @model_validator(mode="after")
     def _gauge_is_structural(self) -> "SignalTraining":
