@@ -71,7 +71,7 @@ class SignalTraining(TrainingBase):
     """Seed-003 parameter groups and regularisers of the signal model, and the benchmark's budget."""
 
     data_augmentation_loop: PositiveFloat = 20.0
-    lbfgs_iterations: int = Field(100, ge=0)
+    lbfgs_iterations: int = Field(30, ge=0)
     n_threads: PositiveInt | None = Field(
         1, description="One thread: ten times faster on a shared 2-core CPU."
     )
