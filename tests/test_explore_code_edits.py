@@ -177,6 +177,19 @@ def test_a_crashing_edit_is_repaired_or_rolled_back_and_each_node_ran_its_own_co
     assert not (out / "iterations" / "iter_001" / "code").exists()  # the node's worktree is gone
 
 
+def explore_with(agent: type[Agent], tmp_path: Path, monkeypatch, iterations: int) -> tuple:
+    """A code-edit exploration by ``agent`` (scored in process): its directory, nodes and rejections."""
+    monkeypatch.setitem(AGENTS, "random", agent)
+    config = write_config(tmp_path / "ex.yaml", agent="random", allow_code_edits=True)
+    out = tmp_path / "out"
+    explore(config, out, iterations=iterations, executor=InProcessExecutor(2), progress=False)
+    store = Store(out / STORE_FILE)
+    try:
+        return out, store.nodes(), store.events("rejected")
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(
     ("edit", "reason"),
     [
@@ -194,15 +207,7 @@ def test_an_edit_failing_preflight_rejects_the_proposal_and_the_rule_agent_takes
             code = {TRAINING: edit(context.code[TRAINING])}
             return [Proposal({"training.learning_rate_k": 0.03}, code=code) for _ in slots]
 
-    monkeypatch.setitem(AGENTS, "random", Peeker)
-    config = write_config(tmp_path / "ex.yaml", agent="random", allow_code_edits=True)
-    out = tmp_path / "out"
-    explore(config, out, iterations=2, executor=InProcessExecutor(2), progress=False)
-    store = Store(out / STORE_FILE)
-    try:
-        nodes, rejected = store.nodes(), store.events("rejected")
-    finally:
-        store.close()
+    out, nodes, rejected = explore_with(Peeker, tmp_path, monkeypatch, iterations=2)
     assert [
         e["detail"]["reason"].startswith("code edit rejected") and reason in e["detail"]["reason"]
         for e in rejected
@@ -220,15 +225,7 @@ def test_code_edits_are_refused_after_a_blocks_first_round(tmp_path, monkeypatch
             code = {TRAINING: text.replace(ADAM, ADAM.replace("Adam", "AdamW"))}
             return [Proposal({"training.learning_rate_k": 0.01 * s.iteration}, code=code) for s in slots]
 
-    monkeypatch.setitem(AGENTS, "random", LateCoder)
-    config = write_config(tmp_path / "ex.yaml", agent="random", allow_code_edits=True)
-    out = tmp_path / "out"
-    explore(config, out, iterations=4, executor=InProcessExecutor(2), progress=False)
-    store = Store(out / STORE_FILE)
-    try:
-        nodes, rejected = store.nodes(), store.events("rejected")
-    finally:
-        store.close()
+    _, nodes, rejected = explore_with(LateCoder, tmp_path, monkeypatch, iterations=4)
     assert [n.edited_code for n in nodes] == [True, True, False, False]
     assert [e["iteration"] for e in rejected] == [3, 4]
     assert all("a block's first round" in e["detail"]["reason"] for e in rejected)

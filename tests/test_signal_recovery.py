@@ -4,8 +4,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 import gnnlab
 from gnnlab.config import load_config
 

@@ -97,7 +97,7 @@ class SignalTraining(TrainingBase):
         "optimisers fit only f_theta, g_phi and the embeddings; gradient: W is trained like the other "
         "parameters (seed 003; needed for coeff_W_L1).",
     )
-    projection_steps: int = Field(200, ge=0, description="projection: Adam steps before L-BFGS.")
+    projection_steps: int = Field(100, ge=0, description="projection: Adam steps before L-BFGS.")
     projection_batch_frames: PositiveInt = Field(
         2000, description="projection: frames per Adam step (W is re-solved on each batch)."
     )
