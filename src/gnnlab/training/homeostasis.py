@@ -1,0 +1,404 @@
+r"""Phase 2 of the metabolism model (seed 001, issue 8): the homeostatic term and the type embeddings.
+
+After phase 1 the reactions are learned, but the homeostatic term :math:`-\lambda_t (c_i - c^{base}_t)` is
+10-1000x smaller than the fluxes, so in the joint fit MLP_node learned one average curve and the embeddings
+a_i stayed one blob. Phase 2 freezes k and g and fits what they leave.
+
+**Default (no search needed).** With k and g frozen the reaction part of every frame is a known number, so
+the residual :math:`r_i(t) = \dot c_i(t) - u_i(t) - \sum_j S_{ij} k_j \phi_j(c(t))` is what MLP_node must
+explain (strategy 1). A straight-line fit of :math:`r_i` against :math:`c_i` per metabolite estimates its
+own regulation (slope, offset) from the observations alone; metabolites of one hidden type share it, so
+starting a_i at the standardised (slope, offset) puts same-type metabolites together before any gradient
+step (``homeostasis_init: regression``). MLP_node(c, a_i) and a_i are then fitted to the residual; the
+optional response-curve loss (strategy 3) tightens the clusters. No label is read anywhere: this module
+sees observations and the model, and ``tests/test_homeostasis.py`` checks it.
+
+The other seed-001 strategies are typed keys of the training section (amplification, warm-up/cosine,
+time-step curriculum, multi-scale rollouts, gradient accumulation, stop-gradient, offset penalty, gradient
+clipping, MLP_node re-initialisation), each a small pure function or branch below.
+"""
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from gnnlab.config import MetabolismTraining
+from gnnlab.models.metabolism import MetabolismGNN
+from gnnlab.systems.metabolism.simulator import MetabolismObservations
+
+CURVE_POINTS = 16  # concentrations at which strategy 3 compares the metabolites' MLP_node responses
+CHUNK = 4096  # frames per no-grad forward pass
+
+
+@dataclasses.dataclass
+class HomeostasisResult:
+    """Both phases' outcome: phase 1's summary and history (trained here or read from ``phase1_run``) and
+    phase 2's; :meth:`summary` is what the run record reports."""
+
+    status: str
+    message: str
+    phase1_summary: dict[str, Any]
+    history: dict[str, list[float]]
+    phase2_loss: float | None  # full-batch mean squared error of the model's dc/dt on the training frames
+    phase2_node_magnitude: float | None  # mean |MLP_node(c_i, a_i)| over the training frames
+    phase2_steps: int
+    phase2_time_s: float
+    training_time_s: float  # both phases
+
+    def summary(self) -> dict[str, Any]:
+        phase1 = {k: v for k, v in self.phase1_summary.items() if k not in ("status", "message")}
+        return {
+            "status": self.status,
+            "message": self.message,
+            **phase1,
+            "training_time_s": self.training_time_s,
+            "phase2_loss": self.phase2_loss,
+            "phase2_node_magnitude": self.phase2_node_magnitude,
+            "phase2_steps": self.phase2_steps,
+            "phase2_time_s": self.phase2_time_s,
+        }
+
+
+# --- schedules (strategies 2, 4, 5, 6) --------------------------------------------------------------------
+
+
+def amplification(step: int, total_steps: int, training: MetabolismTraining) -> float:
+    """Strategy 2: MLP_node's gain at ``step``, from ``homeostasis_amplification`` down linearly to exactly 1
+    after the first ``homeostasis_amplification_decay`` of the steps."""
+    peak = training.homeostasis_amplification
+    ramp = training.homeostasis_amplification_decay * total_steps
+    if peak == 1.0 or step >= ramp:
+        return 1.0
+    return 1.0 + (peak - 1.0) * (1.0 - step / ramp)
+
+
+def rollout_length(
+    step: int, total_steps: int, training: MetabolismTraining, generator: torch.Generator
+) -> int:
+    """Euler steps of the rollout at ``step``: drawn from ``homeostasis_rollout_lengths`` when given
+    (strategy 6), else ``homeostasis_time_step``, halved in the second half under the curriculum (4)."""
+    if training.homeostasis_rollout_lengths:
+        lengths = training.homeostasis_rollout_lengths
+        return lengths[int(torch.randint(len(lengths), (1,), generator=generator))]
+    if training.homeostasis_time_step_curriculum and step >= total_steps / 2:
+        return max(1, training.homeostasis_time_step // 2)
+    return training.homeostasis_time_step
+
+
+def learning_rate_factor(step: int, total_steps: int, training: MetabolismTraining) -> float:
+    """Strategy 5: linear warm-up over ``homeostasis_lr_warmup_steps``, then constant or cosine to 0."""
+    warmup = training.homeostasis_lr_warmup_steps
+    if step < warmup:
+        return (step + 1) / warmup
+    if training.homeostasis_lr_schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+# --- initialisation ---------------------------------------------------------------------------------------
+
+
+def regulation_fit(states: Tensor, residual: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-metabolite least-squares line ``residual_i = slope_i * c_i + offset_i`` over unmasked frames.
+
+    Returns (slope (N,), offset (N,)). For the true residual these are -lambda_t(i) and
+    lambda_t(i) c_base,t(i)."""
+    count = mask.sum(0).clamp_min(1.0)
+    mean_c = (states * mask).sum(0) / count
+    mean_r = (residual * mask).sum(0) / count
+    dc = (states - mean_c) * mask
+    var = (dc**2).sum(0).clamp_min(1e-12)
+    slope = (dc * (residual - mean_r)).sum(0) / var
+    return slope, mean_r - slope * mean_c
+
+
+def regulation_embedding(slope: Tensor, offset: Tensor, dim: int) -> Tensor:
+    """a_i = standardised (slope_i, offset_i), truncated or zero-padded to ``dim``: the per-metabolite fit
+    as coordinates, each feature on unit scale so neither dominates the embedding's geometry."""
+    features = torch.stack([slope, offset], dim=1)
+    features = (features - features.mean(0)) / features.std(0).clamp_min(1e-12)
+    embedding = torch.zeros(slope.shape[0], dim, dtype=features.dtype, device=features.device)
+    width = min(dim, 2)
+    embedding[:, :width] = features[:, :width]
+    return embedding
+
+
+def reinitialise_node(node: nn.Sequential, kind: str, seed: int) -> None:
+    """``fresh``: PyTorch's default init of every layer from ``seed``, last layer zero (MLP_node starts as
+    the zero function); ``kaiming``: Kaiming-normal hidden weights instead; ``keep``: phase 1's weights."""
+    if kind == "keep":
+        return
+    generator = torch.Generator().manual_seed(seed)
+    linears = [m for m in node if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for layer in linears[:-1]:
+            if kind == "kaiming":
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu", generator=generator)
+                nn.init.zeros_(layer.bias)
+            else:
+                bound = 1.0 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        nn.init.zeros_(linears[-1].weight)
+        if linears[-1].bias is not None:
+            nn.init.zeros_(linears[-1].bias)
+
+
+# --- losses -----------------------------------------------------------------------------------------------
+
+
+def response_curves(model: MetabolismGNN, grid: Tensor) -> Tensor:
+    """MLP_node(c, a_i) of every metabolite at the concentrations ``grid`` (S,): (N, S)."""
+    return model.node_term(grid.unsqueeze(1).expand(-1, model.n_metabolites)).T
+
+
+def cluster_loss(model: MetabolismGNN, grid: Tensor) -> Tensor:
+    """Strategy 3: weighted mean squared embedding distance over pairs, weights exp(-d²/median d²) of the
+    pairs' response-curve distance d (detached model outputs), divided by the mean squared embedding
+    distance. Scale-free: it is lowered by moving alike-responding metabolites together relative to the
+    rest, not by shrinking every embedding."""
+    with torch.no_grad():
+        curves = response_curves(model, grid)
+        d2 = torch.cdist(curves, curves) ** 2
+        positive = d2[d2 > 0]
+        scale = positive.median() if positive.numel() else d2.new_ones(())
+        weights = torch.exp(-d2 / scale)
+    emb = model.embedding
+    e2 = torch.cdist(emb, emb) ** 2
+    return (weights * e2).sum() / weights.sum() / e2.mean().clamp_min(1e-12)
+
+
+def offset_penalty(model: MetabolismGNN) -> Tensor:
+    """mean_i MLP_node(0, a_i)²: the output at zero concentration."""
+    zero = model.embedding.new_zeros(1, model.n_metabolites)
+    return model.node_term(zero).pow(2).mean()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    states: Tensor  # (F, N) training frames
+    drive: Tensor  # (F, N) dc/dt - u: what node + reaction terms must produce
+    mask: Tensor  # (F, N)
+    reaction: Tensor | None  # (F, N) frozen reaction term (None when k and g train)
+    readings: Tensor  # (runs, T, N) training trajectories, for rollouts
+    inputs: Tensor  # (runs, T, N)
+    delta_t: float
+
+
+def _frame_loss(model: MetabolismGNN, data: _Data, index: Tensor) -> Tensor:
+    """Mean squared error of node + reaction terms against dc/dt - u on the frames ``index`` (strategy 1:
+    with k and g frozen the reaction part is a cached constant, so this is a regression on the residual)."""
+    c = data.states[index]
+    reaction = data.reaction[index] if data.reaction is not None else model.reaction_term(c)
+    error = (model.node_term(c) + reaction - data.drive[index]) ** 2 * data.mask[index]
+    return error.sum() / data.mask[index].sum().clamp_min(1.0)
+
+
+def _rollout_loss(
+    model: MetabolismGNN, data: _Data, length: int, n_windows: int, generator: torch.Generator, stop: bool
+) -> Tensor:
+    """Euler rollouts of ``length`` steps from observed states, back-propagated through time: mean squared
+    state error over the steps, divided by delta_t² so that one step is the frame loss's scale."""
+    n_runs, n_frames, _ = data.readings.shape
+    length = min(length, n_frames - 1)
+    run = torch.randint(n_runs, (n_windows,), generator=generator)
+    start = torch.randint(n_frames - length, (n_windows,), generator=generator)
+    c = data.readings[run, start]
+    total = c.new_zeros(())
+    for s in range(length):
+        reaction = model.reaction_term(c.detach() if stop else c)
+        c = c + data.delta_t * (model.node_term(c) + reaction + data.inputs[run, start + s])
+        total = total + ((c - data.readings[run, start + s + 1]) ** 2).mean()
+    return total / (length * data.delta_t**2)
+
+
+def _full_frame_metrics(model: MetabolismGNN, data: _Data) -> tuple[float, float]:
+    """(phase2_loss, phase2_node_magnitude) over every training frame."""
+    squared = magnitude = 0.0
+    with torch.no_grad():
+        for start in range(0, data.states.shape[0], CHUNK):
+            part = slice(start, start + CHUNK)
+            c, mask = data.states[part], data.mask[part]
+            node = model.node_term(c)
+            reaction = data.reaction[part] if data.reaction is not None else model.reaction_term(c)
+            squared += float((((node + reaction - data.drive[part]) ** 2) * mask).sum())
+            magnitude += float((node.abs() * mask).sum())
+    count = max(float(data.mask.sum()), 1.0)
+    return squared / count, magnitude / count
+
+
+def _prepare_data(
+    model: MetabolismGNN, observations: MetabolismObservations, frozen: bool, device: torch.device
+) -> _Data:
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)  # noqa: E731
+    frames = observations.frames("train")
+    states, mask = as_tensor(frames.states), as_tensor(frames.mask)
+    drive = as_tensor(frames.targets) - as_tensor(frames.inputs)
+    reaction = None
+    if frozen:
+        with torch.no_grad():
+            reaction = torch.cat(
+                [model.reaction_term(states[s : s + CHUNK]) for s in range(0, len(states), CHUNK)]
+            )
+    readings, inputs = observations.trajectories("train")
+    return _Data(states, drive, mask, reaction, as_tensor(readings), as_tensor(inputs), observations.delta_t)
+
+
+# --- the phase ---------------------------------------------------------------------------------------------
+
+
+def train(
+    model: MetabolismGNN,
+    observations: MetabolismObservations,
+    training: MetabolismTraining,
+    *,
+    phase1_summary: dict[str, Any],
+    phase1_history: dict[str, list[float]],
+    progress: bool = True,
+) -> HomeostasisResult:
+    """Run phase 2 on a phase-1 model in place; a non-finite loss ends it with status ``failed: diverged``.
+
+    With ``freeze_stoichiometry`` k and g have ``requires_grad`` off throughout (restored after), so they
+    leave phase 2 bit-identical; otherwise they train at their phase-1 rates."""
+    if training.n_threads:
+        torch.set_num_threads(training.n_threads)
+    device = model.log_k.device
+    start_time = time.perf_counter()
+    frozen = training.freeze_stoichiometry
+    reaction_params = [model.log_k, *model.substrate.parameters()]
+    for p in reaction_params:
+        p.requires_grad_(not frozen)
+    try:
+        data = _prepare_data(model, observations, frozen, device)
+        if training.homeostasis_init == "regression":
+            reaction = data.reaction if data.reaction is not None else _no_grad_reaction(model, data.states)
+            slope, offset = regulation_fit(data.states, data.drive - reaction, data.mask)
+            with torch.no_grad():
+                model.embedding.copy_(regulation_embedding(slope, offset, model.embedding.shape[1]))
+        reinitialise_node(model.node, training.homeostasis_node_init, training.seed)
+        history, message = _optimise(model, data, training, progress)
+    finally:
+        for p in reaction_params:
+            p.requires_grad_(True)
+        model.node_gain = 1.0
+    phase2_time = time.perf_counter() - start_time
+    total_time = float(phase1_summary.get("training_time_s", 0.0)) + phase2_time
+    merged = {**phase1_history, **history}
+    if message:
+        return HomeostasisResult(
+            "failed: diverged", message, phase1_summary, merged, None, None, len(history["phase2_loss"]),
+            phase2_time, total_time,
+        )  # fmt: skip
+    loss, magnitude = _full_frame_metrics(model, data)
+    return HomeostasisResult(
+        "ok",
+        "",
+        phase1_summary,
+        merged,
+        loss,
+        magnitude,
+        len(history["phase2_loss"]),
+        phase2_time,
+        total_time,
+    )
+
+
+def _no_grad_reaction(model: MetabolismGNN, states: Tensor) -> Tensor:
+    with torch.no_grad():
+        return torch.cat([model.reaction_term(states[s : s + CHUNK]) for s in range(0, len(states), CHUNK)])
+
+
+def _optimise(
+    model: MetabolismGNN, data: _Data, training: MetabolismTraining, progress: bool
+) -> tuple[dict[str, list[float]], str]:
+    """The phase-2 Adam loop; returns (history, message), the message non-empty when the loss diverged."""
+    groups: list[dict[str, Any]] = [
+        {
+            "name": "node",
+            "params": list(model.node.parameters()),
+            "lr": training.learning_rate_node_homeostasis,
+        },
+        {
+            "name": "embedding",
+            "params": [model.embedding],
+            "lr": training.learning_rate_embedding_homeostasis,
+        },
+    ]
+    if not training.freeze_stoichiometry:
+        groups += [
+            {"name": "k", "params": [model.log_k], "lr": training.learning_rate_k},
+            {"name": "sub", "params": list(model.substrate.parameters()), "lr": training.learning_rate_sub},
+        ]
+    accumulate = training.homeostasis_gradient_accumulation
+    batches = math.ceil(
+        len(data.states) * training.homeostasis_data_augmentation_loop / training.homeostasis_batch_size
+    )
+    total_steps = max(1, batches // accumulate)
+    optimizer = torch.optim.Adam(groups)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, total_steps, training)
+    )
+    generator = torch.Generator().manual_seed(training.seed)
+    states = data.states
+    low, high = torch.quantile(
+        states.flatten()[:: max(1, states.numel() // 100000)], torch.tensor([0.01, 0.99])
+    )
+    grid = torch.linspace(float(low), float(high), CURVE_POINTS, device=states.device)
+    params = [p for g in groups for p in g["params"]]
+    history: dict[str, list[float]] = {"phase2_loss": []}
+    bar = tqdm(
+        total=total_steps, desc="phase 2 (homeostasis)", unit="step", disable=not progress, dynamic_ncols=True
+    )
+    with bar:
+        for step in range(total_steps):
+            model.node_gain = amplification(step, total_steps, training)
+            optimizer.zero_grad(set_to_none=True)
+            value = 0.0
+            for _ in range(accumulate):
+                if training.homeostasis_objective == "residual":
+                    index = torch.randint(
+                        len(states), (training.homeostasis_batch_size,), generator=generator
+                    )
+                    loss = _frame_loss(model, data, index.to(states.device))
+                else:
+                    length = rollout_length(step, total_steps, training, generator)
+                    loss = _rollout_loss(
+                        model, data, length, training.homeostasis_batch_size, generator,
+                        training.homeostasis_stop_gradient,
+                    )  # fmt: skip
+                if training.coeff_embedding_cluster > 0:
+                    loss = loss + training.coeff_embedding_cluster * cluster_loss(model, grid)
+                if training.coeff_homeostasis_offset > 0:
+                    loss = loss + training.coeff_homeostasis_offset * offset_penalty(model)
+                (loss / accumulate).backward()
+                value += loss.item() / accumulate
+            if not math.isfinite(value):
+                return history, f"phase-2 loss is {value} at step {step}"
+            if training.homeostasis_grad_clip_norm:
+                torch.nn.utils.clip_grad_norm_(params, training.homeostasis_grad_clip_norm)
+            optimizer.step()
+            scheduler.step()
+            history["phase2_loss"].append(value)
+            bar.set_postfix(loss=f"{value:.3g}")
+            bar.update()
+    return history, ""
+
+
+__all__ = [
+    "HomeostasisResult",
+    "amplification",
+    "cluster_loss",
+    "learning_rate_factor",
+    "regulation_embedding",
+    "regulation_fit",
+    "reinitialise_node",
+    "rollout_length",
+    "train",
+]
