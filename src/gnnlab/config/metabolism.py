@@ -157,16 +157,39 @@ class MetabolismTraining(TrainingBase):
         True,
         description="Phase 2 leaves k and g untouched (bit for bit); false trains them at phase-1 rates.",
     )
-    homeostasis_objective: Literal["residual", "rollout"] = Field(
-        "residual",
-        description="residual (strategy 1): regress MLP_node on dc/dt minus the reaction part; rollout: "
+    homeostasis_objective: Literal["regulation", "residual", "rollout"] = Field(
+        "regulation",
+        description="regulation: MLP_node regresses each metabolite's estimated regulation line (its "
+        "group's, see homeostasis_grouping) on the observed concentrations; residual (strategy 1 as seed 001 "
+        "writes it): MLP_node regresses dc/dt - u minus the frozen reaction part, frame by frame; rollout: "
         "homeostasis_time_step Euler steps of the whole model, back-propagated through time.",
     )
     homeostasis_init: Literal["regression", "keep"] = Field(
         "regression",
-        description="regression: a_i starts as the standardised slope and offset of a per-metabolite linear "
-        "fit of the residual (observations only), so metabolites regulated alike start together; "
-        "keep: phase 1's embeddings.",
+        description="regression: a_i starts as the robustly standardised slope and offset of a "
+        "per-metabolite linear fit of the residual (observations only), so metabolites regulated alike "
+        "start together; keep: phase 1's embeddings.",
+    )
+    homeostasis_reaction_correction: bool = Field(
+        True,
+        description="regression: fit the lines jointly with one rate correction per reaction, so the share "
+        "of the residual that phase 1's rate errors explain is not read as regulation (k itself stays "
+        "frozen). Phase 1 fits the reactions while MLP_node cannot yet tell types apart, so its k partly "
+        "absorbs the homeostatic term; without this the slopes inherit that bias.",
+    )
+    homeostasis_ridge: float = Field(
+        1e-6, gt=0.0, le=1.0, description="reaction correction: ridge on the standardised normal equations."
+    )
+    homeostasis_grouping: Literal["mean_shift", "none"] = Field(
+        "mean_shift",
+        description="regression: mean_shift groups the metabolites' fitted (slope, offset) by mean shift "
+        "(no labels, no number of groups given); a group below homeostasis_min_group_fraction joins the "
+        "nearest larger one. Each group's median line is its members' regulation and their embeddings are "
+        "drawn to its centre (deviations capped at 2 within-group MADs); none: every metabolite keeps its "
+        "own line and embedding.",
+    )
+    homeostasis_min_group_fraction: float = Field(
+        0.1, ge=0.0, le=0.5, description="Smallest share of the metabolites that forms a group of its own."
     )
     homeostasis_node_init: Literal["fresh", "kaiming", "keep"] = Field(
         "fresh",
@@ -174,7 +197,7 @@ class MetabolismTraining(TrainingBase):
         "hidden layers, zero output) or keep (phase 1's).",
     )
     learning_rate_node_homeostasis: float = Field(1e-2, gt=0.0, le=1.0)
-    learning_rate_embedding_homeostasis: float = Field(1e-2, ge=0.0, le=1.0)
+    learning_rate_embedding_homeostasis: float = Field(1e-3, ge=0.0, le=1.0)
     homeostasis_time_step: int = Field(
         1, ge=1, le=256, description="rollout: Euler steps per window (BPTT length)."
     )
@@ -186,6 +209,13 @@ class MetabolismTraining(TrainingBase):
     )
     homeostasis_batch_size: int = Field(
         64, ge=1, le=4096, description="Phase 2's batch_size: frames (or rollout windows) per step."
+    )
+    homeostasis_lbfgs_iterations: int = Field(
+        200,
+        ge=0,
+        le=5000,
+        description="regulation/residual: full-batch L-BFGS iterations on MLP_node after Adam (the "
+        "embeddings stay put): Adam alone leaves the fitted slopes a few percent off.",
     )
     homeostasis_lr_schedule: Literal["constant", "cosine"] = Field(
         "cosine", description="Strategy 5: phase-2 rate schedule after the warm-up."

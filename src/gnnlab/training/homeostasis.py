@@ -29,8 +29,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from gnnlab.config import MetabolismTraining
+from gnnlab.errors import TrainingDiverged
 from gnnlab.models.metabolism import MetabolismGNN
 from gnnlab.systems.metabolism.simulator import MetabolismObservations
+from gnnlab.training import _lbfgs
 
 CURVE_POINTS = 16  # concentrations at which strategy 3 compares the metabolites' MLP_node responses
 CHUNK = 4096  # frames per no-grad forward pass
@@ -105,29 +107,107 @@ def learning_rate_factor(step: int, total_steps: int, training: MetabolismTraini
 # --- initialisation ---------------------------------------------------------------------------------------
 
 
-def regulation_fit(states: Tensor, residual: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-metabolite least-squares line ``residual_i = slope_i * c_i + offset_i`` over unmasked frames.
+def regulation_fit(
+    states: np.ndarray,
+    residual: np.ndarray,
+    mask: np.ndarray,
+    *,
+    fluxes: np.ndarray | None = None,
+    stoichiometry: np.ndarray | None = None,
+    ridge: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-metabolite least-squares lines ``residual_i = slope_i c_i + offset_i`` over unmasked frames (F, N).
 
-    Returns (slope (N,), offset (N,)). For the true residual these are -lambda_t(i) and
-    lambda_t(i) c_base,t(i)."""
-    count = mask.sum(0).clamp_min(1.0)
-    mean_c = (states * mask).sum(0) / count
-    mean_r = (residual * mask).sum(0) / count
-    dc = (states - mean_c) * mask
-    var = (dc**2).sum(0).clamp_min(1e-12)
-    slope = (dc * (residual - mean_r)).sum(0) / var
-    return slope, mean_r - slope * mean_c
+    With ``fluxes`` (F, R) and ``stoichiometry`` (N, R) the lines are fitted jointly with one relative rate
+    correction d_j per reaction, ``+ sum_j S_ij d_j flux_j``, shared by every metabolite the reaction
+    touches; ``ridge`` (on standardised columns) settles the d_j the data cannot pin down. For the true
+    reaction part the lines are exactly -lambda_t(i) and lambda_t(i) c_base,t(i). Returns (slope, offset)."""
+    states, residual, mask = (np.asarray(a, dtype=np.float64) for a in (states, residual, mask))
+    n_met = states.shape[1]
+    n_rxn = 0 if fluxes is None else fluxes.shape[1]
+    size = 2 * n_met + n_rxn
+    normal, rhs = np.zeros((size, size)), np.zeros(size)
+    for i in range(n_met):
+        rows = mask[:, i] > 0
+        columns = [states[rows, i], np.ones(rows.sum())]
+        index = [i, n_met + i]
+        if fluxes is not None and stoichiometry is not None:
+            reactions = np.flatnonzero(stoichiometry[i])
+            columns += list((fluxes[rows][:, reactions] * stoichiometry[i, reactions]).T)
+            index += list(2 * n_met + reactions)
+        design = np.stack(columns, axis=1)
+        normal[np.ix_(index, index)] += design.T @ design
+        rhs[index] += design.T @ residual[rows, i]
+    scale = np.sqrt(np.diag(normal)).clip(1e-12)
+    standardised = normal / scale[:, None] / scale[None, :] + ridge * np.eye(size)
+    solution = np.linalg.solve(standardised, rhs / scale) / scale
+    return solution[:n_met], solution[n_met : 2 * n_met]
 
 
-def regulation_embedding(slope: Tensor, offset: Tensor, dim: int) -> Tensor:
-    """a_i = standardised (slope_i, offset_i), truncated or zero-padded to ``dim``: the per-metabolite fit
-    as coordinates, each feature on unit scale so neither dominates the embedding's geometry."""
-    features = torch.stack([slope, offset], dim=1)
-    features = (features - features.mean(0)) / features.std(0).clamp_min(1e-12)
-    embedding = torch.zeros(slope.shape[0], dim, dtype=features.dtype, device=features.device)
+def _robust_standardise(features: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 MAD) per column: outlying estimates do not set the scale."""
+    median = np.median(features, axis=0)
+    mad = 1.4826 * np.median(np.abs(features - median), axis=0)
+    return (features - median) / np.where(mad > 0, mad, features.std(0).clip(1e-12))
+
+
+def group_regulation(features: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Group metabolites by their standardised regulation estimates (N, 2): mean shift (bandwidth from the
+    data, every point assigned), then every group smaller than ``min_fraction`` of the metabolites joins the
+    nearest remaining centre, distances in units of that group's per-feature MAD. A type is a set of
+    metabolites, so a group of one or two is an outlying estimate, not a type. Returns labels (N,) numbered 0..G-1."""
+    from sklearn.cluster import MeanShift, estimate_bandwidth
+
+    bandwidth = estimate_bandwidth(features, quantile=0.3)
+    labels = MeanShift(bandwidth=bandwidth if bandwidth > 0 else None).fit(features).labels_
+    sizes = np.bincount(labels)
+    large = np.flatnonzero(sizes >= max(min_fraction * len(features), 1))
+    if large.size == 0:
+        large = np.array([sizes.argmax()])
+    centres = np.stack([np.median(features[labels == g], axis=0) for g in large])
+    spreads = np.stack(
+        [np.median(np.abs(features[labels == g] - c), axis=0) for g, c in zip(large, centres, strict=True)]
+    )
+    spreads = np.where(spreads > 0, spreads, 1.0)
+    # nearest in each group's own units: a group's precise feature (the offset) outweighs its noisy one
+    nearest = np.argmin((((features[:, None, :] - centres[None]) / spreads[None]) ** 2).sum(-1), axis=1)
+    keep = np.isin(labels, large)
+    merged = np.where(keep, np.searchsorted(large, labels), nearest)
+    return merged
+
+
+def regulation_embedding(
+    slope: np.ndarray, offset: np.ndarray, dim: int, labels: np.ndarray | None = None
+) -> np.ndarray:
+    """a_i = robustly standardised (slope_i, offset_i), truncated or zero-padded to ``dim``: the fitted
+    regulation as coordinates, each on unit scale. With group ``labels`` a_i is its group's median plus its
+    own deviation in units of the group's MAD, capped at 2 and scaled to a tenth of the distance between the
+    nearest two group centres: every group gets the same density whatever the precision of its estimates,
+    and an outlying estimate stays inside its group. Returns (N, dim) float32."""
+    features = _robust_standardise(np.stack([slope, offset], axis=1))
+    if labels is not None:
+        groups = np.unique(labels)
+        centres = np.stack([np.median(features[labels == g], axis=0) for g in groups])
+        gaps = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1))
+        unit = 0.1 * (gaps[gaps > 0].min() if groups.size > 1 else 1.0)
+        for g, centre in zip(groups, centres, strict=True):
+            members = labels == g
+            mad = 1.4826 * np.median(np.abs(features[members] - centre), axis=0)
+            deviation = (features[members] - centre) / np.where(mad > 0, mad, 1.0)
+            features[members] = centre + unit * np.clip(deviation, -2.0, 2.0)
+    embedding = np.zeros((len(slope), dim), dtype=np.float32)
     width = min(dim, 2)
     embedding[:, :width] = features[:, :width]
     return embedding
+
+
+def pooled_lines(slope: np.ndarray, offset: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each metabolite's line replaced by its group's median slope and median offset (N,), (N,)."""
+    slope, offset = slope.copy(), offset.copy()
+    for g in np.unique(labels):
+        members = labels == g
+        slope[members], offset[members] = np.median(slope[members]), np.median(offset[members])
+    return slope, offset
 
 
 def reinitialise_node(node: nn.Sequential, kind: str, seed: int) -> None:
@@ -190,6 +270,16 @@ class _Data:
     readings: Tensor  # (runs, T, N) training trajectories, for rollouts
     inputs: Tensor  # (runs, T, N)
     delta_t: float
+    lines: tuple[Tensor, Tensor] | None = None  # per-metabolite regulation (slope, offset), (N,) each
+
+
+def _regulation_loss(model: MetabolismGNN, data: _Data, index: Tensor) -> Tensor:
+    """Mean squared error of MLP_node against each metabolite's estimated regulation line, at the observed
+    concentrations of the frames ``index`` (so the fit covers exactly the range the dynamics visit)."""
+    assert data.lines is not None
+    c = data.states[index]
+    slope, offset = data.lines
+    return ((model.node_term(c) - (slope * c + offset)) ** 2).mean()
 
 
 def _frame_loss(model: MetabolismGNN, data: _Data, index: Tensor) -> Tensor:
@@ -277,13 +367,12 @@ def train(
         p.requires_grad_(not frozen)
     try:
         data = _prepare_data(model, observations, frozen, device)
-        if training.homeostasis_init == "regression":
-            reaction = data.reaction if data.reaction is not None else _no_grad_reaction(model, data.states)
-            slope, offset = regulation_fit(data.states, data.drive - reaction, data.mask)
-            with torch.no_grad():
-                model.embedding.copy_(regulation_embedding(slope, offset, model.embedding.shape[1]))
+        if training.homeostasis_init == "regression" or training.homeostasis_objective == "regulation":
+            data = _estimate_regulation(model, data, observations, training)
         reinitialise_node(model.node, training.homeostasis_node_init, training.seed)
         history, message = _optimise(model, data, training, progress)
+        if not message and training.homeostasis_objective != "rollout":
+            message = _refine(model, data, training, history, progress)
     finally:
         for p in reaction_params:
             p.requires_grad_(True)
@@ -308,6 +397,78 @@ def train(
         phase2_time,
         total_time,
     )
+
+
+def _estimate_regulation(
+    model: MetabolismGNN, data: _Data, observations: MetabolismObservations, training: MetabolismTraining
+) -> _Data:
+    """Fit each metabolite's regulation line to the residual of the (current) reaction part, group the
+    lines (``homeostasis_grouping``), set the embeddings from them (``homeostasis_init: regression``) and
+    return the data with the lines the ``regulation`` objective regresses on."""
+    reaction = data.reaction if data.reaction is not None else _no_grad_reaction(model, data.states)
+    fluxes = None
+    if training.homeostasis_reaction_correction:
+        with torch.no_grad():
+            fluxes = torch.cat(
+                [
+                    model.unit_rates(data.states[s : s + CHUNK]) * torch.pow(10.0, model.log_k)
+                    for s in range(0, len(data.states), CHUNK)
+                ]
+            )
+        fluxes = fluxes.cpu().numpy()
+    slope, offset = regulation_fit(
+        data.states.cpu().numpy(),
+        (data.drive - reaction).cpu().numpy(),
+        data.mask.cpu().numpy(),
+        fluxes=fluxes,
+        stoichiometry=observations.stoichiometry if fluxes is not None else None,
+        ridge=training.homeostasis_ridge,
+    )
+    labels = None
+    if training.homeostasis_grouping == "mean_shift":
+        labels = group_regulation(
+            _robust_standardise(np.stack([slope, offset], axis=1)), training.homeostasis_min_group_fraction
+        )
+    if training.homeostasis_init == "regression":
+        embedding = regulation_embedding(slope, offset, model.embedding.shape[1], labels)
+        with torch.no_grad():
+            model.embedding.copy_(torch.as_tensor(embedding, device=model.embedding.device))
+    if labels is not None:
+        slope, offset = pooled_lines(slope, offset, labels)
+    device = data.states.device
+    lines = (torch.as_tensor(slope, dtype=torch.float32, device=device),
+             torch.as_tensor(offset, dtype=torch.float32, device=device))  # fmt: skip
+    return dataclasses.replace(data, lines=lines)
+
+
+def _refine(
+    model: MetabolismGNN, data: _Data, training: MetabolismTraining, history: dict, progress: bool
+) -> str:
+    """Full-batch L-BFGS on MLP_node's weights for the frame objective; returns a divergence message or ""."""
+    regulation = training.homeostasis_objective == "regulation"
+    every = torch.arange(len(data.states), device=data.states.device)
+    history.setdefault("lbfgs_loss", [])
+    phase2_history = {"lbfgs_loss": []}
+
+    def loss_and_backward() -> Tensor:
+        loss = (_regulation_loss if regulation else _frame_loss)(model, data, every)
+        loss.backward()
+        return loss.detach()
+
+    try:
+        _lbfgs(
+            list(model.node.parameters()),
+            training.model_copy(update={"lbfgs_iterations": training.homeostasis_lbfgs_iterations}),
+            phase2_history,
+            progress,
+            loss_and_backward,
+        )
+    except TrainingDiverged as exc:
+        return str(exc)
+    finally:
+        history["phase2_lbfgs_loss"] = phase2_history["lbfgs_loss"]
+        history.pop("lbfgs_loss")
+    return ""
 
 
 def _no_grad_reaction(model: MetabolismGNN, states: Tensor) -> Tensor:
@@ -362,11 +523,14 @@ def _optimise(
             optimizer.zero_grad(set_to_none=True)
             value = 0.0
             for _ in range(accumulate):
-                if training.homeostasis_objective == "residual":
+                if training.homeostasis_objective != "rollout":
                     index = torch.randint(
                         len(states), (training.homeostasis_batch_size,), generator=generator
+                    ).to(states.device)
+                    frame_loss = (
+                        _regulation_loss if training.homeostasis_objective == "regulation" else _frame_loss
                     )
-                    loss = _frame_loss(model, data, index.to(states.device))
+                    loss = frame_loss(model, data, index)
                 else:
                     length = rollout_length(step, total_steps, training, generator)
                     loss = _rollout_loss(
