@@ -17,7 +17,7 @@ from gnnlab.data import GROUND_TRUTH_FILE
 from gnnlab.evaluation import load_ground_truth
 from gnnlab.evaluation.metabolism import _node_curves, homeostasis_metrics
 from gnnlab.models import build_model
-from gnnlab.pipeline import load_phase1, train_model
+from gnnlab.pipeline import train_model
 from gnnlab.training import homeostasis
 
 SRC = Path(gnnlab.__file__).parent
@@ -31,7 +31,11 @@ PHASE1 = [  # 20 metabolites, 30 reactions: phase 1 in a few seconds
     "training.lbfgs_iterations=20",
     "training.n_threads=1",
 ]
-PHASE2 = ["training.homeostasis_training=true", "training.homeostasis_data_augmentation_loop=1"]
+PHASE2 = [
+    "training.homeostasis_training=true",
+    "training.homeostasis_data_augmentation_loop=1",
+    "training.homeostasis_lbfgs_iterations=10",
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,9 @@ def test_frozen_stoichiometry_leaves_k_and_g_bit_identical_while_node_and_embedd
 
 
 def test_unfrozen_stoichiometry_trains_k_in_phase_2(phase1_run):
-    model, _, _ = _phase2(phase1_run, "training.freeze_stoichiometry=false")
+    model, _, _ = _phase2(
+        phase1_run, "training.freeze_stoichiometry=false", "training.homeostasis_objective=residual"
+    )
     assert not torch.equal(_phase1_state(phase1_run)["log_k"], model.log_k.detach())
 
 
@@ -109,7 +115,9 @@ def test_permuting_the_types_in_the_ground_truth_leaves_the_phase2_model_bit_ide
     order = np.random.default_rng(0).permutation(len(truth["metabolite_types"]))
     for key in ("metabolite_types", "homeostatic_lambda", "homeostatic_baseline"):
         truth[key] = truth[key][order]  # types move together with their lambda and baseline
-    assert not np.array_equal(truth["metabolite_types"], np.load(dataset / GROUND_TRUTH_FILE)["metabolite_types"])
+    assert not np.array_equal(
+        truth["metabolite_types"], np.load(dataset / GROUND_TRUTH_FILE)["metabolite_types"]
+    )
     np.savez(dataset / GROUND_TRUTH_FILE, **truth)
     try:
         gnnlab.run(config, tmp_path / "permuted", cache_dir=cache, progress=False, plots=False)
@@ -168,7 +176,9 @@ def _hand_built(phase1_run, gain: float = 1.0):
     with torch.no_grad():
         model.embedding.copy_(
             torch.as_tensor(
-                np.stack([-truth.homeostatic_lambda, truth.homeostatic_lambda * truth.homeostatic_baseline], 1)
+                np.stack(
+                    [-truth.homeostatic_lambda, truth.homeostatic_lambda * truth.homeostatic_baseline], 1
+                )
             )
         )
     model.node_gain = gain
@@ -272,21 +282,31 @@ def test_rollout_objective_with_bptt_trains(phase1_run):
     assert math.isfinite(result.phase2_loss)
 
 
-def test_cluster_loss_pulls_alike_responding_metabolites_together_and_ignores_scale(phase1_run):
-    model, _, _ = _phase2(phase1_run)
-    grid = torch.linspace(1.0, 9.0, 16)
-    loss = homeostasis.cluster_loss(model, grid)
-    with torch.no_grad():
-        model.embedding.mul_(10.0)
-    assert homeostasis.cluster_loss(model, grid) == pytest.approx(float(loss), rel=1e-4)
+def test_cluster_loss_is_low_when_alike_responding_metabolites_sit_together_and_ignores_scale(monkeypatch):
+    curves = torch.tensor([[0.0, 1.0], [0.0, 1.1], [5.0, 0.0], [5.1, 0.0]])  # metabolites 0, 1 and 2, 3 alike
+    monkeypatch.setattr(homeostasis, "response_curves", lambda model, grid: curves)
+
+    def loss(embedding: list[list[float]]) -> float:
+        model = type("Model", (), {"embedding": torch.tensor(embedding)})()
+        return float(homeostasis.cluster_loss(model, torch.zeros(2)))
+
+    together = [[0.0, 0.0], [0.1, 0.0], [3.0, 0.0], [3.1, 0.0]]
+    apart = [[0.0, 0.0], [3.0, 0.0], [0.1, 0.0], [3.1, 0.0]]
+    assert loss(together) < 0.1 < 1.0 < loss(apart)
+    assert loss([[10 * x for x in row] for row in together]) == pytest.approx(loss(together))
+
+
+def test_cluster_loss_changes_phase2_training(phase1_run):
+    _, plain, _ = _phase2(phase1_run)
     _, clustered, _ = _phase2(phase1_run, "training.coeff_embedding_cluster=1.0")
-    assert clustered.history["phase2_loss"] != _phase2(phase1_run)[1].history["phase2_loss"]
+    assert clustered.history["phase2_loss"] != plain.history["phase2_loss"]
 
 
 def test_offset_penalty_lowers_the_node_output_at_zero_concentration(phase1_run):
     plain, _, _ = _phase2(phase1_run)
     penalised, _, _ = _phase2(phase1_run, "training.coeff_homeostasis_offset=100")
-    assert float(homeostasis.offset_penalty(penalised)) < float(homeostasis.offset_penalty(plain))
+    with torch.no_grad():
+        assert float(homeostasis.offset_penalty(penalised)) < float(homeostasis.offset_penalty(plain))
 
 
 def test_gradient_clipping_changes_training(phase1_run):
@@ -304,10 +324,43 @@ def test_node_reinitialisation_starts_mlp_node_at_zero_output(kind):
     assert std > 0.5 if kind == "kaiming" else std < 0.5  # Kaiming: sqrt(2/3); default: U(±1/sqrt 3)
 
 
-def test_regression_init_puts_each_metabolites_fitted_regulation_in_its_embedding():
-    c = torch.linspace(1.0, 9.0, 200).unsqueeze(1).repeat(1, 4) + torch.arange(4.0)
-    slope_true, offset_true = torch.tensor([-1.0, -1.0, -3.0, -3.0]), torch.tensor([4.0, 4.0, 12.0, 12.0])
-    slope, offset = homeostasis.regulation_fit(c, slope_true * c + offset_true, torch.ones_like(c))
-    assert torch.allclose(slope, slope_true, atol=1e-4) and torch.allclose(offset, offset_true, atol=1e-3)
-    embedding = homeostasis.regulation_embedding(slope, offset, 3)
-    assert torch.equal(embedding[:, 2], torch.zeros(4)) and torch.allclose(embedding[0], embedding[1])
+def test_regulation_fit_recovers_each_metabolites_line():
+    c = np.linspace(1.0, 9.0, 200)[:, None] + np.arange(4.0)
+    slope_true, offset_true = np.array([-1.0, -1.0, -3.0, -3.0]), np.array([4.0, 4.0, 12.0, 12.0])
+    slope, offset = homeostasis.regulation_fit(c, slope_true * c + offset_true, np.ones_like(c), ridge=1e-12)
+    np.testing.assert_allclose(slope, slope_true, atol=1e-6)
+    np.testing.assert_allclose(offset, offset_true, atol=1e-5)
+
+
+def test_reaction_correction_keeps_a_rate_error_of_the_frozen_reactions_out_of_the_lines():
+    rng = np.random.default_rng(0)
+    c = rng.uniform(1.0, 9.0, size=(400, 3))
+    fluxes = np.stack([c[:, 0] * c[:, 1], c[:, 1] * c[:, 2]], axis=1)  # two reactions
+    stoichiometry = np.array([[-1, 0], [1, -1], [0, 1]])
+    lines = -0.002 * c + 0.01
+    residual = lines + 0.05 * fluxes[:, :1] * stoichiometry[:, 0]  # reaction 0's rate 5 % off
+    plain, _ = homeostasis.regulation_fit(c, residual, np.ones_like(c))
+    corrected, offset = homeostasis.regulation_fit(
+        c, residual, np.ones_like(c), fluxes=fluxes, stoichiometry=stoichiometry, ridge=1e-12
+    )
+    assert np.abs(plain + 0.002).max() > 0.01  # the rate error reads as regulation ...
+    np.testing.assert_allclose(corrected, -0.002, atol=1e-6)  # ... unless it is fitted alongside
+    np.testing.assert_allclose(offset, 0.01, atol=1e-5)
+
+
+def test_grouping_finds_the_groups_and_folds_outlying_estimates_into_their_own_group():
+    rng = np.random.default_rng(0)
+    slope = np.r_[-1.0 + 0.1 * rng.standard_normal(30), -2.0 + 0.1 * rng.standard_normal(30)]
+    offset = np.r_[4.0 + 0.05 * rng.standard_normal(30), 12.0 + 0.05 * rng.standard_normal(30)]
+    slope[0], slope[30] = -2.5, 0.5  # outlying slopes; their offsets still say which group
+    features = homeostasis._robust_standardise(np.stack([slope, offset], 1))
+    labels = homeostasis.group_regulation(features, 0.1)
+    assert len(np.unique(labels)) == 2
+    assert (labels[:30] == labels[0]).all() and (labels[30:] == labels[30]).all()
+    pooled_slope, _ = homeostasis.pooled_lines(slope, offset, labels)
+    assert abs(pooled_slope[0] + 1.0) < 0.1 and abs(pooled_slope[30] + 2.0) < 0.1
+    embedding = homeostasis.regulation_embedding(slope, offset, 3, labels)
+    assert (embedding[:, 2] == 0).all()
+    spread = [np.ptp(embedding[labels == g, :2], axis=0).max() for g in np.unique(labels)]
+    gap = np.linalg.norm(embedding[:30, :2].mean(0) - embedding[30:, :2].mean(0))
+    assert max(spread) < gap / 2  # outliers stay inside their group

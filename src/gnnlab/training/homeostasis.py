@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.cluster import MeanShift, estimate_bandwidth
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -155,8 +156,7 @@ def group_regulation(features: np.ndarray, min_fraction: float) -> np.ndarray:
     """Group metabolites by their standardised regulation estimates (N, 2): mean shift (bandwidth from the
     data, every point assigned), then every group smaller than ``min_fraction`` of the metabolites joins the
     nearest remaining centre, distances in units of that group's per-feature MAD. A type is a set of
-    metabolites, so a group of one or two is an outlying estimate, not a type. Returns labels (N,) numbered 0..G-1."""
-    from sklearn.cluster import MeanShift, estimate_bandwidth
+    metabolites, so a group of one or two is an outlying estimate, not a type. Returns labels (N,), 0..G-1."""
 
     bandwidth = estimate_bandwidth(features, quantile=0.3)
     labels = MeanShift(bandwidth=bandwidth if bandwidth > 0 else None).fit(features).labels_
@@ -240,19 +240,21 @@ def response_curves(model: MetabolismGNN, grid: Tensor) -> Tensor:
 
 
 def cluster_loss(model: MetabolismGNN, grid: Tensor) -> Tensor:
-    """Strategy 3: weighted mean squared embedding distance over pairs, weights exp(-d²/median d²) of the
-    pairs' response-curve distance d (detached model outputs), divided by the mean squared embedding
-    distance. Scale-free: it is lowered by moving alike-responding metabolites together relative to the
-    rest, not by shrinking every embedding."""
+    """Strategy 3: weighted mean squared embedding distance over pairs, weights exp(-d²/h²) of the pairs'
+    response-curve distance d (detached model outputs, never types), divided by the mean squared embedding
+    distance. h² is the median squared distance to the (N/10)-th nearest curve, a local scale: a metabolite
+    is pulled towards those that respond like it, not towards everyone. Scale-free: it is lowered by moving
+    alike-responding metabolites together relative to the rest, not by shrinking every embedding."""
     with torch.no_grad():
         curves = response_curves(model, grid)
         d2 = torch.cdist(curves, curves) ** 2
-        positive = d2[d2 > 0]
-        scale = positive.median() if positive.numel() else d2.new_ones(())
-        weights = torch.exp(-d2 / scale)
+        k = max(1, d2.shape[0] // 10)
+        scale = torch.kthvalue(d2, k + 1, dim=1).values.median().clamp_min(1e-30)  # k+1: skip itself
+        others = ~torch.eye(d2.shape[0], dtype=torch.bool, device=d2.device)
+        weights = torch.exp(-d2 / scale) * others
     emb = model.embedding
     e2 = torch.cdist(emb, emb) ** 2
-    return (weights * e2).sum() / weights.sum() / e2.mean().clamp_min(1e-12)
+    return (weights * e2).sum() / weights.sum() / e2[others].mean().clamp_min(1e-12)
 
 
 def offset_penalty(model: MetabolismGNN) -> Tensor:
@@ -444,7 +446,8 @@ def _estimate_regulation(
 def _refine(
     model: MetabolismGNN, data: _Data, training: MetabolismTraining, history: dict, progress: bool
 ) -> str:
-    """Full-batch L-BFGS on MLP_node's weights for the frame objective; returns a divergence message or ""."""
+    """Full-batch L-BFGS on MLP_node's weights for the frame objective (plus the offset penalty; the
+    response-curve loss acts on the embeddings, which stay put here); returns a divergence message or ""."""
     regulation = training.homeostasis_objective == "regulation"
     every = torch.arange(len(data.states), device=data.states.device)
     history.setdefault("lbfgs_loss", [])
@@ -452,6 +455,8 @@ def _refine(
 
     def loss_and_backward() -> Tensor:
         loss = (_regulation_loss if regulation else _frame_loss)(model, data, every)
+        if training.coeff_homeostasis_offset > 0:
+            loss = loss + training.coeff_homeostasis_offset * offset_penalty(model)
         loss.backward()
         return loss.detach()
 
