@@ -155,8 +155,8 @@ class MetabolismTraining(TrainingBase):
     )
     freeze_stoichiometry: bool = Field(
         True,
-        description="Phase 2 leaves k and g untouched (bit for bit); false trains them at phase-1 rates under "
-        "the residual and rollout objectives (the regulation objective's loss does not involve them).",
+        description="Phase 2 leaves k and g untouched (bit for bit); false trains them at phase-1 rates "
+        "under the residual and rollout objectives (the regulation objective's loss does not involve them).",
     )
     homeostasis_objective: Literal["regulation", "residual", "rollout"] = Field(
         "regulation",
