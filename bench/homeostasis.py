@@ -2,7 +2,8 @@
 
 For every (benchmark, measurement noise, training seed) phase 1 runs once (``gnnlab run`` with
 ``homeostasis_training: false``, kept under ``--phase1-dir`` and reused when present); every strategy row is
-then a phase-2 run started from it (``skip_phase1``), so rows differ only in phase 2. A row's minutes are
+then a phase-2 run started from it (``skip_phase1``), so rows differ only in phase 2 (a finished phase-1 run
+already in ``<phase1-dir>/<benchmark>-noise<level>-seed<seed>/phase1`` is used as it is). A row's minutes are
 both phases' training time. Prints a table (median over seeds) and writes ``bench/results/homeostasis.json``.
 
     python bench/homeostasis.py                                      # default row, both benchmarks, 3 seeds
@@ -23,7 +24,9 @@ import gnnlab
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = {"two": "metabolism_homeostasis.yaml", "three": "metabolism_homeostasis_3types.yaml"}
-# one row per option switched on alone, on top of the default (rollout-only strategies on a rollout row)
+# one row per option switched on alone, on top of the default (rollout-only strategies on a rollout row;
+# rollout rows run a quarter of the default's steps, ROLLOUT_LOOP: BPTT costs T reaction evaluations a step)
+ROLLOUT_LOOP = "training.homeostasis_data_augmentation_loop=5"
 STRATEGIES: dict[str, list[str]] = {
     "default": [],
     "seed-001 baseline (residual, phase-1 embeddings)": [
@@ -37,26 +40,37 @@ STRATEGIES: dict[str, list[str]] = {
     "no L-BFGS": ["training.homeostasis_lbfgs_iterations=0"],
     "s1 residual objective": ["training.homeostasis_objective=residual"],
     "s2 amplification 10x": ["training.homeostasis_amplification=10"],
-    "s3 response-curve loss": ["training.coeff_embedding_cluster=1.0"],
+    "embeddings trained (lr 1e-3)": ["training.learning_rate_embedding_homeostasis=0.001"],
+    "s3 response-curve loss (embeddings trained)": [
+        "training.coeff_embedding_cluster=1.0",
+        "training.learning_rate_embedding_homeostasis=0.001",
+    ],
     "s5 warm-up 100 + cosine": ["training.homeostasis_lr_warmup_steps=100"],
     "s7 gradient accumulation 4": ["training.homeostasis_gradient_accumulation=4"],
     "offset penalty": ["training.coeff_homeostasis_offset=1.0"],
     "gradient clipping": ["training.homeostasis_grad_clip_norm=0.001"],
     "kaiming re-init": ["training.homeostasis_node_init=kaiming"],
-    "rollout T=8": ["training.homeostasis_objective=rollout", "training.homeostasis_time_step=8"],
+    "rollout T=8": [
+        "training.homeostasis_objective=rollout",
+        "training.homeostasis_time_step=8",
+        ROLLOUT_LOOP,
+    ],
     "s4 rollout T=8 + curriculum": [
         "training.homeostasis_objective=rollout",
         "training.homeostasis_time_step=8",
         "training.homeostasis_time_step_curriculum=true",
+        ROLLOUT_LOOP,
     ],
     "s6 rollout multi-scale 1,4,8": [
         "training.homeostasis_objective=rollout",
         "training.homeostasis_rollout_lengths=[1, 4, 8]",
+        ROLLOUT_LOOP,
     ],
     "s8 rollout T=8 + stop-gradient": [
         "training.homeostasis_objective=rollout",
         "training.homeostasis_time_step=8",
         "training.homeostasis_stop_gradient=true",
+        ROLLOUT_LOOP,
     ],
 }
 COLUMNS = [
@@ -105,14 +119,17 @@ def main() -> None:
                     f"training.n_threads={args.threads}",
                 ]
                 phase1_dir = args.phase1_dir / f"{benchmark}-noise{noise}-seed{seed}" / "phase1"
-                phase1 = gnnlab.run(
-                    config,
-                    phase1_dir,
-                    overrides=[*common, "training.homeostasis_training=false"],
-                    cache_dir=args.cache,
-                    progress=False,
-                    plots=False,
-                )
+                if (phase1_dir / "metrics.json").is_file():  # any finished phase-1 run placed there
+                    phase1 = json.loads((phase1_dir / "metrics.json").read_text())
+                else:
+                    phase1 = gnnlab.run(
+                        config,
+                        phase1_dir,
+                        overrides=[*common, "training.homeostasis_training=false"],
+                        cache_dir=args.cache,
+                        progress=False,
+                        plots=False,
+                    )
                 for name in strategies:
                     slug = "".join(ch if ch.isalnum() else "_" for ch in name)
                     metrics = gnnlab.run(

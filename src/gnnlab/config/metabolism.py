@@ -198,7 +198,14 @@ class MetabolismTraining(TrainingBase):
         "hidden layers, zero output) or keep (phase 1's).",
     )
     learning_rate_node_homeostasis: float = Field(1e-2, gt=0.0, le=1.0)
-    learning_rate_embedding_homeostasis: float = Field(1e-3, ge=0.0, le=1.0)
+    learning_rate_embedding_homeostasis: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Adam rate of a_i in phase 2. 0 keeps the regression embeddings, which already encode "
+        "the regulation (training them on the regulation objective only spreads the groups: cluster accuracy "
+        "1.00 -> 0.91 on one 3-type seed).",
+    )
     homeostasis_time_step: int = Field(
         1, ge=1, le=256, description="rollout: Euler steps per window (BPTT length)."
     )

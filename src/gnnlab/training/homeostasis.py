@@ -32,8 +32,9 @@ from tqdm.auto import tqdm
 from gnnlab.config import MetabolismTraining
 from gnnlab.errors import TrainingDiverged
 from gnnlab.models.metabolism import MetabolismGNN
+from gnnlab.systems import Frames
 from gnnlab.systems.metabolism.simulator import MetabolismObservations
-from gnnlab.training import _lbfgs
+from gnnlab.training import _lbfgs, trajectory
 
 CURVE_POINTS = 16  # concentrations at which strategy 3 compares the metabolites' MLP_node responses
 CHUNK = 4096  # frames per no-grad forward pass
@@ -326,11 +327,27 @@ def _full_frame_metrics(model: MetabolismGNN, data: _Data) -> tuple[float, float
     return squared / count, magnitude / count
 
 
+def phase2_frames(observations: MetabolismObservations, training: MetabolismTraining) -> Frames:
+    """The training frames phase 2 regresses on: forward differences on clean readings, Savitzky-Golay
+    states and derivatives once noise dominates the differences (``objective`` as phase 1 resolves it)."""
+    readings, inputs = observations.trajectories("train")
+    objective = training.objective
+    if objective == "auto":
+        objective = trajectory.choose_objective(readings, observations.delta_t)
+    if objective == "derivative":
+        return observations.frames("train")
+    return trajectory.smoothed_frames(readings, inputs, observations.delta_t, training.smoothing_window)
+
+
 def _prepare_data(
-    model: MetabolismGNN, observations: MetabolismObservations, frozen: bool, device: torch.device
+    model: MetabolismGNN,
+    observations: MetabolismObservations,
+    frozen: bool,
+    device: torch.device,
+    training: MetabolismTraining | None = None,
 ) -> _Data:
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)  # noqa: E731
-    frames = observations.frames("train")
+    frames = observations.frames("train") if training is None else phase2_frames(observations, training)
     states, mask = as_tensor(frames.states), as_tensor(frames.mask)
     drive = as_tensor(frames.targets) - as_tensor(frames.inputs)
     reaction = None
@@ -368,7 +385,7 @@ def train(
     for p in reaction_params:
         p.requires_grad_(not frozen)
     try:
-        data = _prepare_data(model, observations, frozen, device)
+        data = _prepare_data(model, observations, frozen, device, training)
         if training.homeostasis_init == "regression" or training.homeostasis_objective == "regulation":
             data = _estimate_regulation(model, data, observations, training)
         reinitialise_node(model.node, training.homeostasis_node_init, training.seed)
