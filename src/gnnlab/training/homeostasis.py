@@ -6,12 +6,15 @@ a_i stayed one blob. Phase 2 freezes k and g and fits what they leave.
 
 **Default (no search needed).** With k and g frozen the reaction part of every frame is a known number, so
 the residual :math:`r_i(t) = \dot c_i(t) - u_i(t) - \sum_j S_{ij} k_j \phi_j(c(t))` is what MLP_node must
-explain (strategy 1). A straight-line fit of :math:`r_i` against :math:`c_i` per metabolite estimates its
-own regulation (slope, offset) from the observations alone; metabolites of one hidden type share it, so
-starting a_i at the standardised (slope, offset) puts same-type metabolites together before any gradient
-step (``homeostasis_init: regression``). MLP_node(c, a_i) and a_i are then fitted to the residual; the
-optional response-curve loss (strategy 3) tightens the clusters. No label is read anywhere: this module
-sees observations and the model, and ``tests/test_homeostasis.py`` checks it.
+explain (strategy 1). A straight line per metabolite fitted to :math:`r_i` against :math:`c_i` recovers
+:math:`-\lambda` and :math:`\lambda c^{base}` exactly for the true reaction part; for phase 1's it inherits
+phase 1's rate errors (phase 1 fitted k while MLP_node could not tell types apart, so k absorbed part of the
+homeostatic misfit). So the lines are fitted jointly with one rate correction per reaction (k itself is not
+changed), grouped by mean shift (no labels, no number of groups given; a tiny group is an outlying estimate
+and joins the nearest), each metabolite's embedding set to its group's centre plus its capped deviation
+(``homeostasis_init: regression``), and MLP_node(c, a_i) regressed on its group's median line (``regulation``
+objective), by Adam then L-BFGS. No label is read anywhere: this module sees observations and the model, and
+``tests/test_homeostasis.py`` checks it.
 
 The other seed-001 strategies are typed keys of the training section (amplification, warm-up/cosine,
 time-step curriculum, multi-scale rollouts, gradient accumulation, stop-gradient, offset penalty, gradient
@@ -467,8 +470,7 @@ def _refine(
     response-curve loss acts on the embeddings, which stay put here); returns a divergence message or ""."""
     regulation = training.homeostasis_objective == "regulation"
     every = torch.arange(len(data.states), device=data.states.device)
-    history.setdefault("lbfgs_loss", [])
-    phase2_history = {"lbfgs_loss": []}
+    phase2_history: dict[str, list[float]] = {"lbfgs_loss": []}  # _lbfgs appends to "lbfgs_loss"
 
     def loss_and_backward() -> Tensor:
         loss = (_regulation_loss if regulation else _frame_loss)(model, data, every)
@@ -489,7 +491,6 @@ def _refine(
         return str(exc)
     finally:
         history["phase2_lbfgs_loss"] = phase2_history["lbfgs_loss"]
-        history.pop("lbfgs_loss")
     return ""
 
 
@@ -581,10 +582,15 @@ __all__ = [
     "HomeostasisResult",
     "amplification",
     "cluster_loss",
+    "group_regulation",
     "learning_rate_factor",
+    "offset_penalty",
+    "phase2_frames",
+    "pooled_lines",
     "regulation_embedding",
     "regulation_fit",
     "reinitialise_node",
+    "response_curves",
     "rollout_length",
     "train",
 ]
