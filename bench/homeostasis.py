@@ -37,7 +37,7 @@ STRATEGIES: dict[str, list[str]] = {
     ],
     "no reaction correction": ["training.homeostasis_reaction_correction=false"],
     "no grouping": ["training.homeostasis_grouping=none"],
-    "no L-BFGS": ["training.homeostasis_lbfgs_iterations=0"],
+    "L-BFGS 200": ["training.homeostasis_lbfgs_iterations=200"],
     "s1 residual objective": ["training.homeostasis_objective=residual"],
     "s2 amplification 10x": ["training.homeostasis_amplification=10"],
     "embeddings trained (lr 1e-3)": ["training.learning_rate_embedding_homeostasis=0.001"],

@@ -13,7 +13,7 @@ homeostatic misfit). So the lines are fitted jointly with one rate correction pe
 changed), grouped by mean shift (no labels, no number of groups given; a tiny group is an outlying estimate
 and joins the nearest), each metabolite's embedding set to its group's centre plus its capped deviation
 (``homeostasis_init: regression``), and MLP_node(c, a_i) regressed on its group's median line (``regulation``
-objective), by Adam then L-BFGS. No label is read anywhere: this module sees observations and the model, and
+objective) by Adam. No label is read anywhere: this module sees observations and the model, and
 ``tests/test_homeostasis.py`` checks it.
 
 The other seed-001 strategies are typed keys of the training section (amplification, warm-up/cosine,
