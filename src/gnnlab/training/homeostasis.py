@@ -532,7 +532,7 @@ def _optimise(
     generator = torch.Generator().manual_seed(training.seed)
     states = data.states
     low, high = torch.quantile(
-        states.flatten()[:: max(1, states.numel() // 100000)], torch.tensor([0.01, 0.99])
+        states.flatten()[:: max(1, states.numel() // 100000)], states.new_tensor([0.01, 0.99])
     )
     grid = torch.linspace(float(low), float(high), CURVE_POINTS, device=states.device)
     params = [p for g in groups for p in g["params"]]
