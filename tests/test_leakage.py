@@ -79,6 +79,7 @@ def _imports(path: Path) -> set[str]:
     [
         "training/__init__.py",
         "training/perturbation.py",
+        "training/homeostasis.py",
         "data.py",
         "models/__init__.py",
         "models/_base.py",

@@ -193,6 +193,14 @@ def _print_metrics(metrics: dict) -> None:
         "training_time_min",
         "frames_per_second",
     ]
+    if "phase2_loss" in metrics:  # a metabolism run with phase 2: how well homeostasis was recovered
+        keys += [
+            "phase2_loss",
+            "max_slope_ratio_error",
+            "max_offset_ratio_error",
+            "embedding_cluster_acc",
+            "embedding_n_clusters",
+        ]
     for key in keys:
         if key in metrics:
             value = metrics[key]

@@ -41,7 +41,7 @@ from gnnlab.evaluation import load_ground_truth
 from gnnlab.evaluation import plot as draw
 from gnnlab.models import build_model, count_parameters
 from gnnlab.systems import Observations
-from gnnlab.training import TRAINERS
+from gnnlab.training import TRAINERS, homeostasis
 
 
 def resolve_config(config: Config | str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -63,10 +63,55 @@ def simulate(
 def train_model(
     config: Config, observations: Observations, *, progress: bool = True
 ) -> tuple[nn.Module, Any]:
-    """Build the model from ``config.training.seed`` and fit it with its system's trainer."""
+    """Build the model from ``config.training.seed`` and fit it with its system's trainer; with
+    ``training.homeostasis_training`` (metabolism) phase 2 follows phase 1, or starts from ``phase1_run``."""
     model = build_model(config, observations)
-    result = TRAINERS[config.system](model, observations, config.training, progress=progress)
+    training = config.training
+    if not getattr(training, "homeostasis_training", False):
+        return model, TRAINERS[config.system](model, observations, training, progress=progress)
+    if training.skip_phase1:
+        phase1_summary, phase1_history = load_phase1(config, model)
+    else:
+        phase1 = TRAINERS[config.system](model, observations, training, progress=progress)
+        if phase1.status != "ok":
+            return model, phase1
+        phase1_summary, phase1_history = phase1.summary(), phase1.history
+    result = homeostasis.train(
+        model,
+        observations,
+        training,
+        phase1_summary=phase1_summary,
+        phase1_history=phase1_history,
+        progress=progress,
+    )
     return model, result
+
+
+PHASE1_SECTIONS = ("system", "simulation", "model")  # what a phase-1 run must share with its phase 2
+
+
+def load_phase1(config: Config, model: nn.Module) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Load the trained parameters of ``training.phase1_run`` into ``model``; return that run's training
+    summary and history. The run must be finished (status ok) on the same simulation and model sections."""
+    run_dir = Path(config.training.phase1_run)
+    for name in ("config.yaml", "model.pt", "run.json"):
+        if not (run_dir / name).is_file():
+            raise DataError(f"phase1_run {run_dir}: not a finished run ({name} is missing)")
+    phase1_config = config_to_dict(load_config(run_dir / "config.yaml"))
+    ours = config_to_dict(config)
+    for section in PHASE1_SECTIONS:
+        if phase1_config[section] != ours[section]:
+            raise ConfigError(
+                f"phase1_run {run_dir}: its {section!r} section differs from this config's; phase 2 must "
+                "start from a phase-1 run of the same system, simulation and model"
+            )
+    record = json.loads((run_dir / "run.json").read_text())
+    if record["status"] != "ok":
+        raise DataError(f"phase1_run {run_dir}: status is {record['status']!r}, not 'ok'")
+    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    history_file = run_dir / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.is_file() else {}
+    return record["training"], history
 
 
 def code_revision() -> str:

@@ -145,6 +145,149 @@ class MetabolismTraining(TrainingBase):
         11, ge=5, description="smoothed_derivative: Savitzky-Golay window (frames, cubic fit)."
     )
 
+    # --- phase 2: homeostasis recovery (seed 001; issue 8). Off by default: the benchmark is phase 1 alone.
+    homeostasis_training: bool = Field(
+        False, description="After phase 1, fit MLP_node and the embeddings a_i to what the reactions leave."
+    )
+    skip_phase1: bool = Field(False, description="Start phase 2 from the trained model in phase1_run.")
+    phase1_run: str | None = Field(
+        None, description="skip_phase1: run directory of a finished phase-1 run of the same simulation/model."
+    )
+    freeze_stoichiometry: bool = Field(
+        True,
+        description="Phase 2 leaves k and g untouched (bit for bit); false trains them at phase-1 rates "
+        "under the residual and rollout objectives (the regulation objective's loss does not involve them).",
+    )
+    homeostasis_objective: Literal["regulation", "residual", "rollout"] = Field(
+        "regulation",
+        description="regulation: MLP_node regresses each metabolite's estimated regulation line (its "
+        "group's, see homeostasis_grouping) on the observed concentrations; residual (strategy 1 as seed 001 "
+        "writes it): MLP_node regresses dc/dt - u minus the frozen reaction part, frame by frame; rollout: "
+        "homeostasis_time_step Euler steps of the whole model, back-propagated through time.",
+    )
+    homeostasis_init: Literal["regression", "keep"] = Field(
+        "regression",
+        description="regression: a_i starts as the robustly standardised slope and offset of a "
+        "per-metabolite linear fit of the residual (observations only), so metabolites regulated alike "
+        "start together; keep: phase 1's embeddings.",
+    )
+    homeostasis_reaction_correction: bool = Field(
+        True,
+        description="regression: fit the lines jointly with one rate correction per reaction, so the share "
+        "of the residual that phase 1's rate errors explain is not read as regulation (k itself stays "
+        "frozen). Phase 1 fits the reactions while MLP_node cannot yet tell types apart, so its k partly "
+        "absorbs the homeostatic term; without this the slopes inherit that bias.",
+    )
+    homeostasis_ridge: float = Field(
+        1e-6, gt=0.0, le=1.0, description="reaction correction: ridge on the standardised normal equations."
+    )
+    homeostasis_grouping: Literal["mean_shift", "none"] = Field(
+        "mean_shift",
+        description="regression: mean_shift groups the metabolites' fitted (slope, offset) by mean shift "
+        "(no labels, no number of groups given); a group below homeostasis_min_group_fraction joins the "
+        "nearest larger one. Each group's median line is its members' regulation and their embeddings are "
+        "drawn to its centre (deviations capped at 2 within-group MADs); none: every metabolite keeps its "
+        "own line and embedding.",
+    )
+    homeostasis_min_group_fraction: float = Field(
+        0.1, ge=0.0, le=0.5, description="Smallest share of the metabolites that forms a group of its own."
+    )
+    homeostasis_node_init: Literal["fresh", "kaiming", "keep"] = Field(
+        "fresh",
+        description="MLP_node at the start of phase 2: fresh (zero output, seeded), kaiming (Kaiming-normal "
+        "hidden layers, zero output) or keep (phase 1's).",
+    )
+    learning_rate_node_homeostasis: float = Field(1e-2, gt=0.0, le=1.0)
+    learning_rate_embedding_homeostasis: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Adam rate of a_i in phase 2. 0 keeps the regression embeddings, which already encode "
+        "the regulation (training them on the regulation objective only spreads the groups: cluster accuracy "
+        "1.00 -> 0.91 on one 3-type seed).",
+    )
+    homeostasis_time_step: int = Field(
+        1, ge=1, le=256, description="rollout: Euler steps per window (BPTT length)."
+    )
+    homeostasis_data_augmentation_loop: float = Field(
+        20.0,
+        gt=0.0,
+        le=5000.0,
+        description="Phase 2's data_augmentation_loop: steps = ceil(frames * loop / homeostasis_batch_size).",
+    )
+    homeostasis_batch_size: int = Field(
+        64, ge=1, le=4096, description="Phase 2's batch_size: frames (or rollout windows) per step."
+    )
+    homeostasis_lbfgs_iterations: int = Field(
+        0,
+        ge=0,
+        le=5000,
+        description="regulation/residual: full-batch L-BFGS iterations on MLP_node after Adam (the "
+        "embeddings stay put). Off by default: at these loss scales (squared errors ~1e-10) 200 iterations "
+        "moved the bench's ratios by at most 0.02, with no consistent gain, and cost ~25 s.",
+    )
+    homeostasis_lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="Strategy 5: phase-2 rate schedule after the warm-up."
+    )
+    homeostasis_lr_warmup_steps: int = Field(
+        0, ge=0, le=100000, description="Strategy 5: linear warm-up steps of the phase-2 rates."
+    )
+    homeostasis_amplification: float = Field(
+        1.0,
+        ge=1.0,
+        le=1000.0,
+        description="Strategy 2: MLP_node's output is multiplied by this in the dynamics, then brought "
+        "back linearly to 1x over the first homeostasis_amplification_decay of the steps.",
+    )
+    homeostasis_amplification_decay: float = Field(0.5, gt=0.0, le=1.0)
+    coeff_embedding_cluster: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="Strategy 3: pulls together embeddings of metabolites whose learned MLP_node response "
+        "curves are similar (weights from the model's outputs only, never from types).",
+    )
+    homeostasis_time_step_curriculum: bool = Field(
+        False,
+        description="Strategy 4 (rollout): the first half of the steps use homeostasis_time_step, the "
+        "second half half of it.",
+    )
+    homeostasis_rollout_lengths: tuple[int, ...] = Field(
+        (),
+        description="Strategy 6 (rollout): each step draws its rollout length from these (empty: fixed "
+        "homeostasis_time_step).",
+    )
+    homeostasis_gradient_accumulation: int = Field(
+        1, ge=1, le=64, description="Strategy 7: batches whose gradients are summed per optimiser step."
+    )
+    homeostasis_stop_gradient: bool = Field(
+        False,
+        description="Strategy 8 (rollout): the reaction part reads detached states, so MLP_node's gradient "
+        "flows only through its own path, not back through the reaction Jacobian.",
+    )
+    coeff_homeostasis_offset: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="Offset penalty: mean MLP_node(0, a_i)^2 (suppresses constant-output solutions; biases "
+        "the recovered offsets towards 0).",
+    )
+    homeostasis_grad_clip_norm: float | None = Field(
+        None, gt=0.0, description="Clip the phase-2 gradient norm (long BPTT rollouts)."
+    )
+
+    @model_validator(mode="after")
+    def _phase2_consistent(self) -> "MetabolismTraining":
+        if self.skip_phase1 and not self.homeostasis_training:
+            raise ValueError("skip_phase1 needs homeostasis_training: true (otherwise nothing would train)")
+        if self.skip_phase1 and not self.phase1_run:
+            raise ValueError("skip_phase1 needs phase1_run: <run directory of the phase-1 run>")
+        if any(length < 1 for length in self.homeostasis_rollout_lengths):
+            raise ValueError(
+                f"homeostasis_rollout_lengths must be >= 1 (got {self.homeostasis_rollout_lengths})"
+            )
+        return self
+
 
 class MetabolismConfig(Section):
     """A complete metabolism run."""

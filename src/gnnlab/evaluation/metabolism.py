@@ -63,6 +63,40 @@ def _substrate_error(model: MetabolismGNN) -> float:
     return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
 
 
+def homeostasis_metrics(
+    sweep: np.ndarray, node_out: np.ndarray, truth: MetabolismGroundTruth
+) -> dict[str, float]:
+    """Per hidden type t: the mean over its metabolites of the least-squares slope and intercept of
+    MLP_node(c, a_i) on the sweep (``MLP_node_slope_t``, ``MLP_node_offset_t``), the truth's -lambda_t and
+    lambda_t c_base,t, and their ratios; ``avg_slope_ratio``, and the worst |ratio - 1| over types
+    (``max_slope_ratio_error``, ``max_offset_ratio_error``), because an average of 1.5 and 0.5 is 1.0.
+
+    ``sweep`` and ``node_out`` are (N, S): concentrations and the node term there (the function used in
+    the dynamics)."""
+    metrics: dict[str, float] = {}
+    types = truth.metabolite_types
+    slope_ratios, offset_ratios = [], []
+    for t in np.unique(types):
+        members = np.flatnonzero(types == t)
+        fits = [linear_slope(sweep[i], node_out[i]) for i in members]
+        slope = float(np.mean([f[0] for f in fits]))
+        offset = float(np.mean([f[1] for f in fits]))
+        gt_slope = -float(truth.homeostatic_lambda[members[0]])
+        gt_offset = float(truth.homeostatic_lambda[members[0]] * truth.homeostatic_baseline[members[0]])
+        metrics[f"MLP_node_slope_{t}"] = slope
+        metrics[f"MLP_node_gt_slope_{t}"] = gt_slope
+        metrics[f"MLP_node_slope_ratio_{t}"] = slope / gt_slope if gt_slope else float("nan")
+        metrics[f"MLP_node_offset_{t}"] = offset
+        metrics[f"MLP_node_gt_offset_{t}"] = gt_offset
+        metrics[f"MLP_node_offset_ratio_{t}"] = offset / gt_offset if gt_offset else float("nan")
+        slope_ratios.append(metrics[f"MLP_node_slope_ratio_{t}"])
+        offset_ratios.append(metrics[f"MLP_node_offset_ratio_{t}"])
+    metrics["avg_slope_ratio"] = float(np.mean(slope_ratios))
+    metrics["max_slope_ratio_error"] = float(np.max(np.abs(np.asarray(slope_ratios) - 1.0)))
+    metrics["max_offset_ratio_error"] = float(np.max(np.abs(np.asarray(offset_ratios) - 1.0)))
+    return metrics
+
+
 def identifiability(observations: MetabolismObservations) -> IdentifiabilityReport:
     return structural_identifiability(observations.reactants, observations.stoichiometry)
 
@@ -96,24 +130,9 @@ def evaluate(
     metrics["MLP_sub_log10_rmse"] = _substrate_error(model)
 
     sweep, node_out = _node_curves(model, observations)
-    types = truth.metabolite_types
-    ratios = []
-    for t in np.unique(types):
-        members = np.flatnonzero(types == t)
-        fits = [linear_slope(sweep[i], node_out[i]) for i in members]
-        slope = float(np.mean([f[0] for f in fits]))
-        offset = float(np.mean([f[1] for f in fits]))
-        gt_slope = -float(truth.homeostatic_lambda[members[0]])
-        gt_offset = float(truth.homeostatic_lambda[members[0]] * truth.homeostatic_baseline[members[0]])
-        metrics[f"MLP_node_slope_{t}"] = slope
-        metrics[f"MLP_node_gt_slope_{t}"] = gt_slope
-        metrics[f"MLP_node_slope_ratio_{t}"] = slope / gt_slope if gt_slope else float("nan")
-        metrics[f"MLP_node_offset_{t}"] = offset
-        metrics[f"MLP_node_gt_offset_{t}"] = gt_offset
-        ratios.append(metrics[f"MLP_node_slope_ratio_{t}"])
-    metrics["avg_slope_ratio"] = float(np.mean(ratios))
+    metrics.update(homeostasis_metrics(sweep, node_out, truth))
 
-    clusters = cluster_embeddings(model.embedding.detach().cpu().numpy(), types)
+    clusters = cluster_embeddings(model.embedding.detach().cpu().numpy(), truth.metabolite_types)
     metrics["embedding_cluster_acc"] = clusters["accuracy"]
     metrics["embedding_n_clusters"] = clusters["n_clusters"]
     metrics["embedding_silhouette"] = clusters["silhouette"]
@@ -233,8 +252,21 @@ def _plot_embedding(model, truth):
 
 
 def plot_loss(history: dict[str, list[float]]):
-    """Training loss (Adam steps, then L-BFGS evaluations) and held-out loss, on a log scale."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    """Training loss (Adam steps, then L-BFGS evaluations) and held-out loss, on a log scale; with a phase 2
+    (homeostasis), its loss in a second panel (a different objective, so not on the same axis)."""
+    phase2 = np.asarray(history.get("phase2_loss", []))
+    fig, axes = plt.subplots(
+        1, 2 if phase2.size else 1, figsize=(10.4 if phase2.size else 5.2, 3.6), squeeze=False
+    )
+    ax = axes[0, 0]
+    if phase2.size:
+        ax2 = axes[0, 1]
+        ax2.semilogy(phase2, color="tab:purple", alpha=0.3, lw=0.6)
+        window = max(1, phase2.size // 100)
+        smooth = np.convolve(phase2, np.ones(window) / window, mode="valid")
+        ax2.semilogy(np.arange(smooth.size) + window - 1, smooth, color="tab:purple", label="phase 2 (Adam)")
+        ax2.set(xlabel="step", ylabel="loss", title="phase 2 (homeostasis) loss")
+        ax2.legend(fontsize=8)
     loss = np.asarray(history.get("loss", []))
     if loss.size:
         ax.semilogy(loss, color="tab:blue", alpha=0.3, lw=0.6)
@@ -248,8 +280,9 @@ def plot_loss(history: dict[str, list[float]]):
     if history.get("lbfgs_loss"):
         x = loss.size + np.arange(len(history["lbfgs_loss"]))
         ax.semilogy(x, history["lbfgs_loss"], color="tab:green", label="train (L-BFGS evals)")
-    ax.set(xlabel="step", ylabel="loss", title="training loss")
-    ax.legend(fontsize=8)
+    ax.set(xlabel="step", ylabel="loss", title="phase 1 loss" if phase2.size else "training loss")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return fig
 
 

@@ -90,6 +90,9 @@ class MetabolismGNN(DynamicsModel):
             activation=config.activation,
         )
         self.embedding = nn.Parameter(0.1 * torch.randn(n_met, config.embedding_dim))
+        # Phase 2's signal amplification (strategy 2) scales MLP_node inside the dynamics; phase 2 always
+        # ends at 1, so a saved model is the plain equation and this is not part of the state dict.
+        self.node_gain = 1.0
         self.gather = SimpleConv(aggr="sum")
         self.scatter = SimpleConv(aggr="sum")
         positive = observations.concentrations[observations.concentrations > 0]
@@ -116,9 +119,10 @@ class MetabolismGNN(DynamicsModel):
         return flux.squeeze(-1)
 
     def node_term(self, c: Tensor) -> Tensor:
-        """MLP_node(c_i, a_i): (B, N) -> (B, N)."""
+        """MLP_node(c_i, a_i) (times ``node_gain``, 1 outside phase 2): (B, N) -> (B, N)."""
         embedding = self.embedding.expand(c.shape[0], -1, -1)
-        return self.node(torch.cat([c.unsqueeze(-1), embedding], dim=-1)).squeeze(-1)
+        out = self.node(torch.cat([c.unsqueeze(-1), embedding], dim=-1)).squeeze(-1)
+        return out if self.node_gain == 1.0 else self.node_gain * out
 
     def derivative(self, states: Tensor, inputs: Tensor) -> Tensor:
         return self.node_term(states) + self.reaction_term(states) + inputs
