@@ -3,33 +3,26 @@
 Prints a table and writes JSON (default bench/results/signal.json). The targets are for 2 CPU cores; on a
 machine shared with other jobs ``--threads 1`` was ten times faster than two contended threads.
 
-    python bench/signal.py                                  # chaotic N=100, 1 type, seeds 0 1 2
-    python bench/signal.py --regimes four_types known_support --seeds 0
-    python bench/signal.py --frames 5000 --set training.lbfgs_iterations=100
+    python bench/neural_signal.py                                  # chaotic N=100, 1 type, seeds 0 1 2
+    python bench/neural_signal.py --regimes four_types known_support --seeds 0
+    python bench/neural_signal.py --frames 5000 --set training.lbfgs_iterations=100
 
 Targets (issue 9): chaotic N=100 connectivity_R2 >= 0.999 every seed in <= 3 min; N=1000 >= 0.99 in
 <= 10 min; 4 types conn >= 0.99 and cluster_accuracy >= 0.95; filling 0.5 known support >= 0.99,
 unknown support >= 0.95 over all pairs with edge AUROC >= 0.99; low rank + Dale and measurement noise: report.
 """
 
-import sys
+import argparse
+import json
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
 
-# Run as a script, this file's directory comes first on the import path and the file, named after its
-# system, would shadow the standard library's ``signal`` module for everything imported below.
-if __name__ == "__main__":
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import gnnlab  # noqa: E402
-from gnnlab.pipeline import code_revision  # noqa: E402
+import gnnlab
+from gnnlab.pipeline import code_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "signal.yaml"
