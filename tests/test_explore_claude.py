@@ -299,7 +299,7 @@ def test_invalid_yaml_is_re_asked_once_then_the_rule_agent_takes_the_slot(tmp_pa
     config = str(out / "workspace" / "config.yaml")
     turns = [
         [tool_use("Read", file_path=config)],
-        [tool_use("Edit", file_path=config, old_string="training:", new_string="training: [")],
+        [tool_use("Edit", file_path=config, old_string="simulation:", new_string="simulation: [")],
         [text("broke it")],
         [tool_use("Read", file_path=config)],
         [tool_use("Edit", file_path=config, old_string="n_frames: 400", new_string="n_frames: 500")],
