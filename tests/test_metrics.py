@@ -67,6 +67,14 @@ def test_r2_identity_flattens_multidimensional_inputs():
     assert r2_identity(predicted, true) < 1.0
 
 
+def test_r2_identity_of_a_diverged_float32_rollout_is_a_finite_large_negative_number():
+    true = np.array([0.0, 1.0, 2.0, 3.0], dtype=np.float32)
+    diverged = np.array([0.0, 1.0, 2.0, 3e20], dtype=np.float32)  # its square overflows float32
+    with np.errstate(over="raise"):
+        score = r2_identity(diverged, true)
+    assert np.isfinite(score) and score == pytest.approx(1.0 - (3e20 - 3.0) ** 2 / 5.0, rel=1e-6)
+
+
 def test_r2_identity_is_undefined_for_a_constant_truth():
     assert math.isnan(r2_identity(np.array([1.0, 2.0, 3.0]), np.full(3, 2.0)))
 

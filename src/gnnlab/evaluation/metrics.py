@@ -9,8 +9,9 @@ from sklearn.neighbors import NearestNeighbors
 
 def r2_identity(predicted: np.ndarray, true: np.ndarray) -> float:
     """R² against the identity line: 1 - SS(pred - true) / SS(true - mean). No fitted slope or intercept,
-    so a prediction off by a constant factor or offset is penalised (it can go below 0)."""
-    predicted, true = np.ravel(predicted), np.ravel(true)
+    so a prediction off by a constant factor or offset is penalised (it can go below 0). Sums run in float64:
+    a diverged float32 rollout (values near 1e20) would overflow its own squares."""
+    predicted, true = np.ravel(predicted).astype(np.float64), np.ravel(true).astype(np.float64)
     total = float(((true - true.mean()) ** 2).sum())
     if total == 0.0:
         return float("nan")
@@ -27,9 +28,9 @@ def pearson_r2(predicted: np.ndarray, true: np.ndarray) -> float:
 
 def mean_pearson(predicted: np.ndarray, true: np.ndarray) -> float:
     """Mean over columns (nodes) of the Pearson correlation between predicted and true time series (T, N);
-    a column that is constant in either contributes 0."""
-    p = predicted - predicted.mean(0)
-    t = true - true.mean(0)
+    a column that is constant in either contributes 0. Computed in float64, as :func:`r2_identity`."""
+    p = predicted.astype(np.float64) - predicted.mean(0, dtype=np.float64)
+    t = true.astype(np.float64) - true.mean(0, dtype=np.float64)
     denom = np.sqrt((p**2).sum(0) * (t**2).sum(0))
     r = np.divide((p * t).sum(0), denom, out=np.zeros(p.shape[1]), where=denom > 0)
     return float(r.mean())
