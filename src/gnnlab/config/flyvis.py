@@ -21,7 +21,9 @@ class FlyVisSimulation(Section):
     n_burn_in_frames: int = Field(50, ge=0, description="Frames at grey input, simulated, then discarded.")
     delta_t: PositiveFloat = Field(0.02, description="Seconds between saved frames.")
     n_substeps: PositiveInt = Field(
-        5, description="Exponential-Euler substeps per frame (stable for any tau; substeps for accuracy)."
+        1,
+        description="Exponential-Euler substeps per frame; stable for any tau. 1: the frame map is exactly "
+        "the one the model's gauge inverts; > 1 biases one-frame regression (see the simulator).",
     )
     tau_range: tuple[PositiveFloat, PositiveFloat] = Field(
         (0.02, 0.3), description="Per-type time constants (s), drawn uniformly (published model's range)."
@@ -85,7 +87,9 @@ class FlyVisTraining(TrainingBase):
     )
     projection_steps: int = Field(100, ge=0, description="projection: Adam steps before L-BFGS.")
     projection_batch_frames: PositiveInt = Field(1000, description="projection: frames per Adam step.")
-    ridge: NonNegativeFloat = Field(1e-4, description="projection: ridge on the mean-square Gram matrix.")
+    ridge: NonNegativeFloat = Field(
+        1e-4, description="projection: relative ridge, a share of each centred column's variance."
+    )
     data_augmentation_loop: PositiveFloat = 20.0
     lbfgs_iterations: int = Field(30, ge=0)
     n_threads: PositiveInt | None = Field(1, description="One thread: faster on a shared 2-core CPU.")

@@ -3,7 +3,8 @@ least squares, the optimisers on f_theta and the embeddings only.
 
 Why not :mod:`.projection` as it is: its masked solve builds an N x N system per neuron (N^3 memory), fine
 for 100 neurons and impossible for 13,741. Here each neuron i has its own small design matrix: the ReLU
-of its presynaptic partners (in-degree 15-200) and its input I_i. Neurons are grouped by in-degree into
+of its presynaptic partners (in-degree 15-200), its input I_i, its own voltage and a constant (the affine
+part of f_theta, whose constant is the intercept). Neurons are grouped by in-degree into
 buckets padded to a power of two, so one batched solve handles a bucket; padded columns are zero and the
 ridge makes their weight exactly zero.
 
@@ -70,36 +71,73 @@ def buckets(edge_index: Tensor, n_neurons: int) -> list[Bucket]:
     return result
 
 
-def _design(bucket: Bucket, features: Tensor, inputs: Tensor) -> Tensor:
-    """(B, n, width): ReLU features of each neuron's sources (0 where padded), then its input."""
+AFFINE = 2  # columns after the sources: input I_i, own voltage v_i (for -l_i); c_i comes from the means
+EMPTY = 1e-10  # a column whose variance is below this share of its mean square carries no information
+
+
+def _design(bucket: Bucket, states: Tensor, inputs: Tensor) -> Tensor:
+    """(B, n, width - 1 + AFFINE): ReLU of each neuron's sources (0 where padded), its input, v_i."""
+    features = torch.relu(states)
     padded = torch.cat([features, features.new_zeros(features.shape[0], 1)], dim=1)
-    return torch.cat([padded[:, bucket.sources], inputs[:, bucket.targets, None]], dim=-1)
+    return torch.cat(
+        [padded[:, bucket.sources], inputs[:, bucket.targets, None], states[:, bucket.targets, None]], dim=-1
+    )
 
 
 @torch.no_grad()
 def solve_weights(model: FlyVisModel, frames: FrameTensors, parts: list[Bucket], ridge: float) -> None:
-    """Write into ``model`` the W and input gains minimising, neuron by neuron, the squared error of the
-    residual dv/dt - f_theta(v) on ``frames`` plus ``ridge`` times the mean-square-normalised norm."""
+    """Write into ``model`` the W, input gains, leaks and offsets that minimise, neuron by neuron, the
+    squared error of the residual dv/dt - MLP(v) on ``frames``.
+
+    The columns are centred (the offset is the unpenalised intercept) and the ridge is relative: ``ridge``
+    times each column's variance, so it shrinks every weight alike whatever its presynaptic cell's scale.
+    A cell nearly at rest has a voltage column with a large mean and a tiny variance; an absolute ridge on
+    uncentred columns shrank exactly the direction that carries its leak. Sums are float64: centring by
+    subtraction (E[x^2] - E[x]^2) loses float32's digits on such columns.
+    """
     device = model.W.device
-    grams = [torch.zeros(len(b.targets), b.sources.shape[1] + 1, b.sources.shape[1] + 1) for b in parts]
-    cross = [torch.zeros(len(b.targets), b.sources.shape[1] + 1) for b in parts]
+    stats = []
+    for bucket in parts:
+        n, width = len(bucket.targets), bucket.sources.shape[1] + AFFINE
+        zeros = torch.zeros
+        stats.append(
+            [
+                zeros(n, width, width, dtype=torch.float64),
+                zeros(n, width, dtype=torch.float64),
+                zeros(n, width, dtype=torch.float64),
+                zeros(n, dtype=torch.float64),
+            ]
+        )
     for chunk in frames.chunks(SOLVE_CHUNK):
-        features = torch.relu(chunk.states)
-        residual = chunk.targets - model.f_theta(chunk.states)
-        for k, bucket in enumerate(parts):
-            design = _design(bucket, features, chunk.inputs)
-            grams[k] += torch.einsum("bnd,bne->nde", design, design).cpu()
-            cross[k] += torch.einsum("bnd,bn->nd", design, residual[:, bucket.targets]).cpu()
+        residual = (chunk.targets - model.nonlinear(chunk.states)).double()
+        for bucket, (gram, cross, total_x, total_r) in zip(parts, stats, strict=True):
+            design = _design(bucket, chunk.states, chunk.inputs).double()
+            own = residual[:, bucket.targets]
+            gram += torch.einsum("bnd,bne->nde", design, design).cpu()
+            cross += torch.einsum("bnd,bn->nd", design, own).cpu()
+            total_x += design.sum(0).cpu()
+            total_r += own.sum(0).cpu()
     gains = model.gains().detach().cpu()
     w = model.W.detach().cpu().clone()
-    for bucket, gram, c in zip(parts, grams, cross, strict=True):
-        gram, c = gram / len(frames), c / len(frames)
-        eye = torch.eye(gram.shape[-1])
-        solution = torch.linalg.solve(gram + ridge * eye, c)
+    leak, offset = model.leak.detach().cpu().clone(), model.offset.detach().cpu().clone()
+    for bucket, (gram, cross, total_x, total_r) in zip(parts, stats, strict=True):
+        mean_x, mean_r = total_x / len(frames), total_r / len(frames)
+        covariance = gram / len(frames) - mean_x[:, :, None] * mean_x[:, None, :]
+        covariance_r = cross / len(frames) - mean_x * mean_r[:, None]
+        variance = covariance.diagonal(dim1=-2, dim2=-1)
+        # padded columns, the input column of a cell without input and constant columns carry nothing: a
+        # unit diagonal decouples them and their weight is exactly 0, even at ridge 0
+        empty = variance <= EMPTY * (gram.diagonal(dim1=-2, dim2=-1) / len(frames)).clamp_min(1e-30)
+        system = covariance + torch.diag_embed(ridge * variance.clamp_min(0) + empty.double())
+        solution = torch.linalg.solve(system, torch.where(empty, 0.0, covariance_r))
         valid = bucket.edges >= 0
-        w[bucket.edges[valid]] = solution[:, :-1][valid]
-        gains[bucket.targets] = solution[:, -1]
+        w[bucket.edges[valid]] = solution[:, :-AFFINE][valid].float()
+        gains[bucket.targets] = solution[:, -2].float()
+        leak[bucket.targets] = -solution[:, -1].float()
+        offset[bucket.targets] = (mean_r - (mean_x * solution).sum(-1)).float()
     model.W.copy_(w.to(device))
+    model.leak.copy_(leak.to(device))
+    model.offset.copy_(offset.to(device))
     model.input_gain.copy_(gains[model.input_cells.cpu()].to(device))
 
 
@@ -119,8 +157,9 @@ def train_projection(
     generator = torch.Generator(device="cpu").manual_seed(training.seed)
     batch_frames = min(len(data), training.projection_batch_frames)
     groups = [g for g in model.param_groups(training) if g["name"] != "W"]
-    for solved in (model.W, model.input_gain):
-        solved.requires_grad_(False)
+    solved = (model.W, model.input_gain, model.leak, model.offset)
+    for parameter in solved:
+        parameter.requires_grad_(False)
 
     def batch_loss(step: int) -> Tensor:
         batch = data.batch(torch.randperm(len(data), generator=generator)[:batch_frames].to(device))
@@ -155,8 +194,8 @@ def train_projection(
     try:
         return _fit(model, groups, objective, training, progress)
     finally:
-        for solved in (model.W, model.input_gain):
-            solved.requires_grad_(True)
+        for parameter in solved:
+            parameter.requires_grad_(True)
 
 
 def train_flyvis(

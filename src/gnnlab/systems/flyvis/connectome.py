@@ -92,27 +92,30 @@ def _spec() -> dict:
     return json.loads(connectome_path().read_text())
 
 
-def build_connectome(extent: int) -> Connectome:
-    """The network of every cell within ``extent`` columns of the centre (flyvis's construction)."""
+def lattice_cells(extent: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """Type names and, per cell, (type, u, v) of every cell within ``extent`` columns of the centre."""
     if extent < 0:
         raise ConfigError(f"extent must be >= 0, got {extent}")
     spec = _spec()
-    names = tuple(node["name"] for node in spec["nodes"])
     cell_type, us, vs = [], [], []
-    index: dict[tuple[int, int, int], int] = {}
     for t, node in enumerate(spec["nodes"]):
-        pattern, strides = node["pattern"]
+        pattern, (su, sv) = node["pattern"]
         if pattern != "stride":
             raise ConfigError(f"connectome node {node['name']}: pattern {pattern!r} is not supported")
-        su, sv = strides
         for u in range(-extent, extent + 1):
             for v in range(max(-extent, -extent - u), min(extent, extent - u) + 1):
                 if u % su == 0 and v % sv == 0:
-                    index[t, u, v] = len(cell_type)
                     cell_type.append(t)
                     us.append(u)
                     vs.append(v)
-    cell_type_arr, u_arr, v_arr = np.array(cell_type), np.array(us), np.array(vs)
+    names = tuple(node["name"] for node in spec["nodes"])
+    return names, np.array(cell_type), np.array(us), np.array(vs)
+
+
+def build_connectome(extent: int) -> Connectome:
+    """The network of every cell within ``extent`` columns of the centre (flyvis's construction)."""
+    spec = _spec()
+    names, cell_type_arr, u_arr, v_arr = lattice_cells(extent)
     # lookup[t, u + extent, v + extent]: the cell of type t in column (u, v), or -1 where there is none
     width = 2 * extent + 1
     lookup = np.full((len(names), width, width), -1, dtype=np.int64)

@@ -5,11 +5,12 @@ column spacing, hexagonal lattice); its input is ``contrast * (2 L - 1)``, so gr
 A run is a sequence of segments of ``segment_frames`` frames; segment s of run r shows kind
 ``kinds[(r + s) % len(kinds)]`` with parameters drawn from the generator:
 
-- ``grating``: a sinusoidal grating, random orientation, period 3-8 columns, 0.5-4 Hz, either direction;
+- ``grating``: a sinusoidal grating, random orientation, period 2-6 columns, 0.5-4 Hz, either direction;
 - ``flash``: full-field grey, then an ON or OFF step at a random onset within the segment's first half;
 - ``edge``: an ON or OFF edge sweeping across the lattice at 10-40 columns/s in a random direction;
-- ``flow``: a smooth random pattern (four low spatial frequencies, squashed by tanh) translating rigidly at
-  2-10 columns/s, like the optical flow of self-motion. The default config holds it out for the test run.
+- ``flow``: a smooth random pattern (four spatial frequencies, wavelengths around 4 columns, squashed by
+  tanh) translating rigidly at 2-10 columns/s, like the optical flow of self-motion. The default config
+  holds it out for the test run.
 """
 
 import numpy as np
@@ -32,7 +33,7 @@ def segment(kind: str, xy: np.ndarray, n_frames: int, delta_t: float, rng: np.ra
     radius = float(np.abs(xy).max()) + 1.0
     if kind == "grating":
         direction = _unit(rng.uniform(0, 2 * np.pi))
-        period, frequency = rng.uniform(3.0, 8.0), rng.uniform(0.5, 4.0)
+        period, frequency = rng.uniform(2.0, 6.0), rng.uniform(0.5, 4.0)
         phase = xy @ direction / period - frequency * t + rng.uniform(0, 1)
         return 0.5 + 0.5 * np.sin(2 * np.pi * phase)
     if kind == "flash":
@@ -47,7 +48,7 @@ def segment(kind: str, xy: np.ndarray, n_frames: int, delta_t: float, rng: np.ra
         return np.where(xy @ direction < front, polarity, 1.0 - polarity)
     if kind == "flow":
         velocity = rng.uniform(2.0, 10.0) * _unit(rng.uniform(0, 2 * np.pi))
-        waves = rng.normal(scale=2 * np.pi / 6.0, size=(4, 2))  # wavelengths around 6 columns
+        waves = rng.normal(scale=2 * np.pi / 4.0, size=(4, 2))  # wavelengths around 4 columns
         phases, amplitudes = rng.uniform(0, 2 * np.pi, 4), rng.normal(size=4)
         moved = xy[None, :, :] - t[:, :, None] * velocity  # (T, P, 2)
         field = (amplitudes * np.cos(moved @ waves.T + phases)).sum(-1)
