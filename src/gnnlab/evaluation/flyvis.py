@@ -9,6 +9,12 @@ on the identity line over the true edges; connectivity_pearson_R2 is the squared
 prior system's kind of score, blind to scale). τ and V_rest are per cell type: each type's estimate is the
 median over its cells, scored on the 65 type values (per-neuron scores reported too).
 
+connectivity_R2_without_autapse_targets scores only edges into cells without a self-synapse (a property
+of the known connectome, not of the answer). A cell whose voltage stays above 0 has ReLU(v_i) = v_i, so
+its autapse weight and its leak are one coefficient; the leak is the gauge s_i of all its inputs, so every
+edge into it is mis-scaled. On noise-free data (extent 1, least squares in the true functional form) the
+full score was -0.92 and this one 0.75, tau_R2 0.97 over the 47 types without autapses.
+
 cluster_accuracy: k-means with k = the number of types on the per-neuron (log τ, V_rest) estimates, each
 standardised, Hungarian-matched to the true types.
 """
@@ -90,6 +96,11 @@ def evaluate(
         for k in np.unique(truth.edge_type)
     ]
     metrics["connectivity_R2_edge_type_median"] = float(np.nanmedian(per_edge_type))
+    source, target = observations.edge_index
+    autapse = np.zeros(observations.n_cells, dtype=bool)
+    autapse[target[source == target]] = True
+    plain = ~autapse[target]
+    metrics["connectivity_R2_without_autapse_targets"] = r2_identity(found["W"][plain], truth.W[plain])
     for name, true in (("tau", truth.tau), ("V_rest", truth.V_rest)):
         metrics[f"{name}_R2"] = r2_identity(_per_type(found[name], truth.cell_types, n_types), true)
         metrics[f"{name}_R2_per_neuron"] = r2_identity(found[name], true[truth.cell_types])
