@@ -16,6 +16,9 @@ from gnnlab.cli import main
 from gnnlab.config import load_config
 from gnnlab.config.flyvis import FlyVisSimulation
 from gnnlab.errors import ConfigError, SimulationDiverged
+from gnnlab.evaluation.flyvis import recovered_parameters
+from gnnlab.evaluation.metrics import r2_identity
+from gnnlab.models import build_model
 from gnnlab.models.flyvis import FlyVisModel
 from gnnlab.systems.flyvis import connectome as connectome_module
 from gnnlab.systems.flyvis.connectome import build_connectome, connectome_path, lattice_cells
@@ -175,3 +178,30 @@ def test_a_tiny_flyvis_run_completes_end_to_end(flyvis_config, cache, tmp_path):
 def test_the_shipped_config_is_valid():
     config = load_config("configs/flyvis.yaml")
     assert config.system == "flyvis" and config.simulation.extent == 8
+
+
+def test_least_squares_in_the_true_form_recovers_tau_of_types_without_autapses():
+    """Noise-free, one substep: the frame map is exactly affine in (ReLU(v_src), I, v), so solving it with
+    the MLP at zero and inverting the gauge must give τ back, except for cells with a self-synapse whose
+    voltage never drops below 0 (ReLU(v_i) = v_i: the autapse and the leak are one coefficient)."""
+    config = load_config(
+        None,
+        [
+            "system=flyvis",
+            "simulation.extent=1",
+            "simulation.n_frames=1000",
+            "simulation.n_test_frames=5",
+            "simulation.noise_model_level=0",
+        ],
+    )
+    observations, truth = FlyVisSystem().simulate(config.simulation)
+    model = build_model(config, observations)
+    frames = FrameTensors.from_frames(observations.frames("train"), torch.device("cpu"))
+    solve_weights(model, frames, buckets(model.edge_index, model.n_neurons), ridge=1e-4)
+    found = recovered_parameters(model, observations)
+    source, target = observations.edge_index
+    autapse = np.zeros(observations.n_cells, dtype=bool)
+    autapse[target[source == target]] = True
+    types = np.unique(truth.cell_types[~autapse])
+    per_type = np.array([np.median(found["tau"][(truth.cell_types == t) & ~autapse]) for t in types])
+    assert r2_identity(per_type, truth.tau[types]) > 0.9
