@@ -117,9 +117,9 @@ def integrate(
     config: FlyVisSimulation,
     rng: np.random.Generator,
     noise: float,
-    first_frame: int = 0,
 ) -> np.ndarray:
-    """States (T, R, N) from ``v0`` (R, N) under ``inputs`` (T, R, N), checking integrity every frame."""
+    """States (T, R, N) from ``v0`` (R, N) under ``inputs`` (T, R, N), checking integrity every frame
+    (frames numbered from the start of this call: burn-in, training runs and test run each start at 0)."""
     h = config.delta_t / config.n_substeps
     decay = np.exp(-h / tau)
     v = v0.copy()
@@ -136,7 +136,7 @@ def integrate(
             system="flyvis",
             bound=config.divergence_threshold,
             remedy=REMEDY,
-            first_frame=first_frame + frame + 1,
+            first_frame=frame + 1,
         )
     return out
 
