@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	# the flyvis connectome file only: flyvis's own dependencies (torchvision, ...) would replace the CPU torch
+	$(VENV)/bin/python -m pip install --quiet --no-deps flyvis==1.2.0
 	touch $@
 
 $(CLAUDE_CLI): tools/claude/package-lock.json

@@ -73,3 +73,21 @@ SIGNAL_TINY = [  # 20 neurons in two types, 400 frames: simulates in millisecond
 @pytest.fixture
 def signal_config() -> Config:
     return load_config(None, SIGNAL_TINY)
+
+
+FLYVIS_TINY = [  # extent 1: 443 cells, 8,174 edges; a few hundred frames and a few optimiser steps
+    "system=flyvis",
+    "simulation.extent=1",
+    "simulation.n_frames=120",
+    "simulation.n_burn_in_frames=10",
+    "simulation.n_test_frames=60",
+    "training.projection_steps=4",
+    "training.projection_batch_frames=100",
+    "training.lbfgs_iterations=3",
+    "training.n_threads=1",
+]
+
+
+@pytest.fixture
+def flyvis_config() -> Config:
+    return load_config(None, FLYVIS_TINY)

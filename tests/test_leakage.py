@@ -19,7 +19,7 @@ SRC = Path(gnnlab.__file__).parent
 
 
 # each system's tiny config fixture, and the ground-truth arrays the leakage tests overwrite
-SYSTEM_FIXTURES = ["tiny_config", "perturbation_config", "signal_config"]
+SYSTEM_FIXTURES = ["tiny_config", "perturbation_config", "signal_config", "flyvis_config"]
 
 
 @pytest.mark.parametrize("fixture", SYSTEM_FIXTURES)
@@ -86,6 +86,8 @@ def _imports(path: Path) -> set[str]:
         "models/metabolism.py",
         "models/perturbation.py",
         "models/signal.py",
+        "models/flyvis.py",
+        "training/flyvis.py",
     ],
 )
 def test_training_side_modules_import_no_evaluation_code(module):
@@ -168,3 +170,24 @@ def test_perturbation_observations_hold_no_hidden_fields_and_no_held_out_cells(p
     hidden = {"effects", "perturbations", "edge_index", "edge_sign", "edge_weight", "depth"}
     assert hidden.isdisjoint(observations.arrays())
     assert set(observations.heldout_perturbations).isdisjoint(set(observations.perturbation))
+
+
+def test_changing_the_hidden_flyvis_parameters_leaves_the_trained_model_identical(
+    flyvis_config, cache, tmp_path
+):
+    gnnlab.run(flyvis_config, tmp_path / "original", cache_dir=cache, progress=False, plots=False)
+    dataset = data.dataset_dir(flyvis_config, cache)
+    with np.load(dataset / GROUND_TRUTH_FILE) as archive:
+        truth = dict(archive)
+    truth["W"] = -truth["W"]
+    truth["tau"] = truth["tau"][::-1].copy()
+    truth["cell_types"] = np.random.default_rng(0).permutation(truth["cell_types"])
+    truth["clean_test_activity"] = np.zeros_like(truth["clean_test_activity"])
+    np.savez(dataset / GROUND_TRUTH_FILE, **truth)
+
+    gnnlab.run(flyvis_config, tmp_path / "changed", cache_dir=cache, progress=False, plots=False)
+    original = torch.load(tmp_path / "original" / "model.pt", weights_only=True)
+    again = torch.load(tmp_path / "changed" / "model.pt", weights_only=True)
+    assert original.keys() == again.keys()
+    for name in original:
+        assert torch.equal(original[name], again[name]), name

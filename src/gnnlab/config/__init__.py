@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from gnnlab.config._base import Section, TrainingBase
 from gnnlab.config.explore import ExploreConfig
+from gnnlab.config.flyvis import FlyVisConfig, FlyVisModelConfig, FlyVisSimulation, FlyVisTraining
 from gnnlab.config.metabolism import (
     MetabolismConfig,
     MetabolismModel,
@@ -31,11 +32,12 @@ from gnnlab.config.perturbation import (
 from gnnlab.config.signal import SignalConfig, SignalModelConfig, SignalSimulation, SignalTraining
 from gnnlab.errors import ConfigError
 
-Config = MetabolismConfig | PerturbationConfig | SignalConfig
+Config = MetabolismConfig | PerturbationConfig | SignalConfig | FlyVisConfig
 CONFIG_TYPES: dict[str, type[Config]] = {
     "metabolism": MetabolismConfig,
     "perturbation": PerturbationConfig,
     "signal": SignalConfig,
+    "flyvis": FlyVisConfig,
 }
 
 
@@ -177,6 +179,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "ExploreConfig",
+    "FlyVisConfig",
+    "FlyVisModelConfig",
+    "FlyVisSimulation",
+    "FlyVisTraining",
     "MetabolismConfig",
     "MetabolismModel",
     "MetabolismSimulation",

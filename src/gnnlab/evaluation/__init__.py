@@ -4,18 +4,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gnnlab.evaluation import metabolism, perturbation, signal
+from gnnlab.evaluation import flyvis, metabolism, perturbation, signal
 from gnnlab.evaluation.ground_truth import load_ground_truth
 
 EVALUATORS: dict[str, Callable[..., dict[str, float]]] = {
     "metabolism": metabolism.evaluate,
     "perturbation": perturbation.evaluate,
     "signal": signal.evaluate,
+    "flyvis": flyvis.evaluate,
 }
 PLOTTERS: dict[str, Callable[..., list[Path]]] = {
     "metabolism": metabolism.plot,
     "perturbation": perturbation.plot,
     "signal": signal.plot,
+    "flyvis": flyvis.plot,
 }
 
 

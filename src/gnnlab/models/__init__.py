@@ -7,6 +7,7 @@ from torch import nn
 
 from gnnlab.config import Config
 from gnnlab.models._base import DynamicsModel, count_parameters
+from gnnlab.models.flyvis import build_flyvis_model
 from gnnlab.models.metabolism import MetabolismGNN
 from gnnlab.models.perturbation import build_perturbation_model
 from gnnlab.models.signal import build_signal_model
@@ -17,6 +18,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "metabolism": MetabolismGNN,
     "perturbation": build_perturbation_model,
     "signal": build_signal_model,
+    "flyvis": build_flyvis_model,
 }
 
 

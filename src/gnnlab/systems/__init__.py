@@ -2,12 +2,14 @@
 
 from gnnlab.errors import ConfigError
 from gnnlab.systems._base import Frames, GroundTruth, Observations, Record, System
+from gnnlab.systems.flyvis.simulator import FlyVisSystem
 from gnnlab.systems.metabolism.simulator import MetabolismSystem
 from gnnlab.systems.perturbation.simulator import PerturbationSystem
 from gnnlab.systems.signal.simulator import SignalSystem
 
 SYSTEMS: dict[str, System] = {
-    system.name: system for system in (MetabolismSystem(), PerturbationSystem(), SignalSystem())
+    system.name: system
+    for system in (MetabolismSystem(), PerturbationSystem(), SignalSystem(), FlyVisSystem())
 }
 
 

@@ -432,10 +432,12 @@ def train_dynamics(
 # system -> train(model, observations, training, *, progress) returning a result with ``status``,
 # ``message``, ``training_time_s``, ``history`` and ``summary()`` (what the run record reports)
 # projection.py builds on the driver above, so it is imported once that is defined
+from gnnlab.training.flyvis import train_flyvis  # noqa: E402
 from gnnlab.training.projection import train_signal  # noqa: E402
 
 TRAINERS: dict[str, Callable[..., Any]] = {
     "metabolism": train_dynamics,
     "perturbation": perturbation.train,
     "signal": train_signal,
+    "flyvis": train_flyvis,
 }

@@ -1,0 +1,1 @@
+"""The fly visual system connectome (seed 002)."""
