@@ -89,6 +89,29 @@ def test_the_euclidean_twin_has_the_same_parameters_at_curvature_zero(perturbati
     assert curved.curvature == 1.0 and flat.curvature == 0.0
 
 
+def test_the_euclidean_twin_is_the_ball_in_the_limit_of_zero_curvature(perturbation_config, observations):
+    """The only difference between the two geometries is the curvature: same initial values under the same
+    seed, and a ball of vanishing curvature predicts what the flat twin predicts."""
+    model = perturbation_config.model
+    almost_flat = perturbation_config.model_copy(
+        update={"model": model.model_copy(update={"curvature": 1e-8})}
+    )
+    flat_config = perturbation_config.model_copy(
+        update={"model": model.model_copy(update={"geometry": "euclidean"})}
+    )
+    curved, flat = build_model(almost_flat, observations), build_model(flat_config, observations)
+    values = lambda m: {n: p for n, p in m.state_dict().items() if not n.startswith("manifold.")}  # noqa: E731
+    assert values(curved).keys() == values(flat).keys()
+    assert all(torch.equal(values(curved)[n], values(flat)[n]) for n in values(flat))
+    with torch.no_grad():  # the decoder's last layer starts at zero; give both the same non-zero one
+        last = torch.randn_like(flat.decoder[-1].weight)
+        curved.decoder[-1].weight.copy_(last), flat.decoder[-1].weight.copy_(last)
+        assert flat.edge_shares().abs().max() > 1e-3
+        assert torch.allclose(curved.edge_shares(), flat.edge_shares(), atol=1e-5)
+        knocked = torch.arange(10)
+        assert torch.allclose(curved.predict(knocked), flat.predict(knocked), atol=1e-5)
+
+
 def test_metrics_of_a_perfect_prediction_and_of_a_sign_flip():
     rng = np.random.default_rng(0)
     true = rng.normal(size=(3, 40))
