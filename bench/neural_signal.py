@@ -110,6 +110,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, help="override simulation.n_frames")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--set", nargs="*", default=[], help="extra section.key=value overrides")
+    parser.add_argument(
+        "--cache", type=Path, help="dataset cache (default: a temporary one, so wall includes simulation)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "signal.json")
     args = parser.parse_args()
 
@@ -120,7 +123,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for regime in args.regimes:
             for seed in args.seeds:
-                metrics = run_one([*REGIMES[regime], *extra], seed, Path(tmp) / f"{regime}-{seed}", Path(tmp))
+                metrics = run_one(
+                    [*REGIMES[regime], *extra], seed, Path(tmp) / f"{regime}-{seed}", args.cache or Path(tmp)
+                )
                 rows.append({"regime": regime, "seed": seed, **metrics})
                 print(regime, seed, " ".join(f"{k}={cell(metrics, k, f)}" for k, _, f in COLUMNS), flush=True)
 
