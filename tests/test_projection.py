@@ -60,3 +60,16 @@ def test_l1_on_w_needs_the_gradient_solver():
         load_config(None, ["system=signal", "training.coeff_W_L1=0.01"])
     config = load_config(None, ["system=signal", "training.coeff_W_L1=0.01", "training.W_solver=gradient"])
     assert config.training.W_solver == "gradient"
+
+
+@pytest.mark.parametrize("density", [1.0, 0.5])
+def test_a_subset_of_target_rows_gives_those_rows_of_the_full_solve(density):
+    rng = np.random.default_rng(3)
+    candidates = (rng.random((12, 12)) < density) & ~np.eye(12, dtype=bool)
+    features, _, _ = problem(12, candidates)
+    residual = torch.tensor(rng.normal(size=(400, 12)))
+    full = solve_weights(features, residual, torch.tensor(candidates), ridge=1e-3)
+    rows = torch.tensor([1, 4, 5, 11])
+    part = solve_weights(features, residual[:, rows], torch.tensor(candidates), ridge=1e-3, rows=rows)
+    assert part.shape == (4, 12)
+    assert torch.allclose(part, full[rows], atol=1e-10)

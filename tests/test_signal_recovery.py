@@ -28,6 +28,7 @@ def test_run_writes_the_record_metrics_and_plots(signal_config, cache, tmp_path)
         "decay_R2",
         "self_recurrence_R2",
         "cluster_accuracy",
+        "cluster_accuracy_embedding",
         "effective_rank",
         "test_R2",
         "test_pearson",

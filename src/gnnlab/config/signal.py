@@ -101,6 +101,20 @@ class SignalTraining(TrainingBase):
     projection_batch_frames: PositiveInt = Field(
         2000, description="projection: frames per Adam step (W is re-solved on each batch)."
     )
+    projection_batch_neurons: PositiveInt | None = Field(
+        None,
+        description="projection: target neurons (rows of W) per Adam step, drawn at random with the frames; "
+        "the features of every source neuron are still used. null: all. Cuts f_theta's cost at large N.",
+    )
+    projection_lbfgs_frames: PositiveInt | None = Field(
+        None,
+        description="projection: frames (a fixed random subset) and, with projection_batch_neurons, a fixed "
+        "random subset of that many target neurons for the L-BFGS loss. null: all frames.",
+    )
+    projection_validations: PositiveInt = Field(
+        20,
+        description="projection: held-out evaluations during the Adam phase (each solves W on all frames).",
+    )
     ridge: NonNegativeFloat = Field(
         1e-4, description="projection: ridge on the features' mean-square Gram matrix (g_phi in (-1, 1))."
     )

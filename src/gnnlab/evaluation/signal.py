@@ -27,6 +27,10 @@ from gnnlab.systems.signal.simulator import SignalGroundTruth, SignalObservation
 # so test_R2_short scores the first tenth of the rollout too.
 SHORT_HORIZON_DIVISOR = 10
 VARIANCE_KEPT = 0.99  # effective_rank: principal components needed for this share of the variance
+# cluster_accuracy: f_theta profiles on a grid over the central 90 % of the observed activity, where every
+# neuron's f_theta is constrained by data (the sparse tails are extrapolation)
+PROFILE_PERCENTILES = (5.0, 95.0)
+PROFILE_POINTS = 50
 
 
 def connectivity_metrics(
@@ -79,6 +83,27 @@ def intrinsic_parameters(model: SignalModel, observations: SignalObservations) -
     return params
 
 
+def function_profiles(
+    model: SignalModel,
+    observations: SignalObservations,
+    percentiles: tuple[float, float] = PROFILE_PERCENTILES,
+) -> np.ndarray:
+    """(N, PROFILE_POINTS): each neuron's learned f_theta(u, a_i) on one shared grid of u spanning the given
+    percentiles of all training activity. Model outputs on observed values only, no ground truth."""
+    n = observations.activity.shape[2]
+    n_train = observations.activity.shape[0] - observations.n_validation_runs
+    low, high = np.percentile(observations.activity[:n_train], percentiles)
+    grid = np.repeat(np.linspace(low, high, PROFILE_POINTS)[:, None], n, axis=1)
+    with torch.no_grad():
+        profiles = model.f_theta(torch.as_tensor(grid, dtype=torch.float32, device=model.W.device))
+    return profiles.cpu().numpy().T
+
+
+def cluster_types(features: np.ndarray, n_types: int) -> np.ndarray:
+    """KMeans labels of per-neuron ``features`` (N, D) into ``n_types`` clusters (fixed seed, 10 restarts)."""
+    return KMeans(n_clusters=n_types, n_init=10, random_state=0).fit_predict(features)
+
+
 def held_out_rollout(model: SignalModel, observations: SignalObservations) -> tuple[np.ndarray, int]:
     """Free rollout of the last (held-out) run from its first observed frame; returns (T, N) and the run."""
     run = observations.activity.shape[0] - 1
@@ -97,10 +122,13 @@ def evaluate(
     params = intrinsic_parameters(model, observations)
     metrics["decay_R2"] = r2_identity(params[:, 0], truth.decay[truth.types])  # nan when every type shares it
     metrics["self_recurrence_R2"] = r2_identity(params[:, 2], truth.self_recurrence[truth.types])
-    embedding = model.embedding.detach().cpu().numpy()
+    # types = KMeans clusters of the learned functions (f_theta profiles), as many as the configured
+    # n_neuron_types (the experimenter's count, not read from the labels); Hungarian-matched to the truth
     n_types = len(truth.decay)
-    labels = KMeans(n_clusters=n_types, n_init=10, random_state=0).fit_predict(embedding)
+    labels = cluster_types(function_profiles(model, observations), n_types)
     metrics["cluster_accuracy"] = matched_accuracy(labels, truth.types)
+    embedding_labels = cluster_types(model.embedding.detach().cpu().numpy(), n_types)
+    metrics["cluster_accuracy_embedding"] = matched_accuracy(embedding_labels, truth.types)
     n_train = truth.clean_activity.shape[0] - observations.n_validation_runs
     metrics["effective_rank"] = effective_rank(truth.clean_activity[:n_train].reshape(-1, len(truth.types)))
     predicted, run = held_out_rollout(model, observations)

@@ -75,9 +75,10 @@ class SignalModel(DynamicsModel):
         log_slope, centre = self.transfer(self.embedding).unbind(-1)
         return torch.tanh(log_slope.exp() * (u - centre))
 
-    def f_theta(self, u: Tensor) -> Tensor:
-        """Intrinsic dynamics of each neuron, (B, N) -> (B, N)."""
-        emb = self.embedding.expand(u.shape[0], -1, -1)
+    def f_theta(self, u: Tensor, neurons: Tensor | None = None) -> Tensor:
+        """Intrinsic dynamics of each neuron, (B, N) -> (B, N); with ``neurons`` (K,), u is their (B, K)."""
+        embedding = self.embedding if neurons is None else self.embedding[neurons]
+        emb = embedding.expand(u.shape[0], -1, -1)
         return self.node(torch.cat([(u / self.activity_scale)[..., None], emb], dim=-1)).squeeze(-1)
 
     def derivative(self, states: Tensor, inputs: Tensor) -> Tensor:
@@ -85,9 +86,11 @@ class SignalModel(DynamicsModel):
         return self.f_theta(states) + recurrent + inputs
 
     # --- linear in W: what variable projection (training/projection.py) needs -------------------------------
-    def intrinsic(self, states: Tensor, inputs: Tensor) -> Tensor:
-        """The derivative without the recurrent term: f_theta + inputs, (B, N)."""
-        return self.f_theta(states) + inputs
+    def intrinsic(self, states: Tensor, inputs: Tensor, neurons: Tensor | None = None) -> Tensor:
+        """The derivative without the recurrent term: f_theta + inputs, (B, N), or (B, K) for ``neurons``."""
+        if neurons is None:
+            return self.f_theta(states) + inputs
+        return self.f_theta(states[:, neurons], neurons) + inputs[:, neurons]
 
     def candidates(self) -> Tensor:
         """(N, N) bool, [target, source]: which entries of the dense W are learnable edges."""

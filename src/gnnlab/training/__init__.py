@@ -137,6 +137,7 @@ class Objective:
     frames_per_step: int
     total_steps: int
     name: str
+    n_validations: int = 20  # held-out evaluations during the Adam phase (each costs a full pass)
 
 
 def _fit(
@@ -154,7 +155,7 @@ def _fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training, total_steps))
     # <<< explore-region: optimizer
     history: dict[str, list[float]] = {"loss": [], "val_step": [], "val_loss": [], "lbfgs_loss": []}
-    eval_every = max(1, total_steps // 20)
+    eval_every = max(1, total_steps // max(1, objective.n_validations))
     start = time.perf_counter()
     step = 0
     try:

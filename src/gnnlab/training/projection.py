@@ -35,27 +35,41 @@ from gnnlab.training import (
 )
 
 
-def solve_weights(features: Tensor, residual: Tensor, candidates: Tensor, ridge: float) -> Tensor:
+def solve_weights(
+    features: Tensor, residual: Tensor, candidates: Tensor, ridge: float, rows: Tensor | None = None
+) -> Tensor:
     """Dense [target, source] W minimising ||residual - features W^T||^2 + ridge ||W||^2 row by row, each
-    row over its candidate sources only (zero elsewhere). ``features``, ``residual``: (B, N)."""
+    row over its candidate sources only (zero elsewhere). ``features``: (B, N); ``residual``: (B, N), or
+    (B, K) for the K target neurons ``rows`` only, and then the result is their (K, N) rows."""
     n_frames, n = features.shape
     eye = torch.eye(n, dtype=features.dtype, device=features.device)
     gram = features.T @ features / n_frames + ridge * eye
     cross = residual.T @ features / n_frames  # row i: <residual_i, g_j>
-    if torch.equal(candidates, ~eye.bool()):
+    if rows is None:
+        rows = torch.arange(n, device=features.device)
+    candidates = candidates[rows]
+    if torch.equal(candidates, ~eye[rows].bool()):
         inverse = torch.linalg.inv(gram)
         full = cross @ inverse
-        return (full - (full.diagonal() / inverse.diagonal())[:, None] * inverse).where(candidates, 0.0)
+        self_weight = full.gather(1, rows[:, None]) / inverse.diagonal()[rows, None]
+        return (full - self_weight * inverse[rows]).where(candidates, 0.0)
     pair = candidates[:, :, None] & candidates[:, None, :]
     systems = torch.where(pair, gram, eye)  # a row's non-candidates become decoupled unit equations
     return torch.linalg.solve(systems, cross * candidates).where(candidates, 0.0)
 
 
-def projected_loss(model: SignalModel, frames: FrameTensors, weights: Tensor, ridge: float) -> Tensor:
-    """The weighted derivative loss at the least-squares W of these frames (differentiable in the rest)."""
+def projected_loss(
+    model: SignalModel, frames: FrameTensors, weights: Tensor, ridge: float, rows: Tensor | None = None
+) -> Tensor:
+    """The weighted derivative loss at the least-squares W of these frames (differentiable in the rest),
+    over the target neurons ``rows`` only when given (f_theta is then evaluated for those alone)."""
     features = model.g_phi(frames.states)
-    residual = frames.targets - model.intrinsic(frames.states, frames.inputs)
-    dense = solve_weights(features, residual, model.candidates(), ridge)
+    if rows is None:
+        residual = frames.targets - model.intrinsic(frames.states, frames.inputs)
+    else:
+        residual = frames.targets[:, rows] - model.intrinsic(frames.states, frames.inputs, rows)
+        weights = weights[rows]
+    dense = solve_weights(features, residual, model.candidates(), ridge, rows)
     return (((residual - features @ dense.T) ** 2) * weights).mean()
 
 
@@ -72,6 +86,13 @@ def train_projection(
     weights = loss_weights(data, training.loss_normalisation)
     generator = torch.Generator(device="cpu").manual_seed(training.seed)
     batch_frames = min(len(data), training.projection_batch_frames)
+    n = data.states.shape[1]
+    batch_neurons = min(n, training.projection_batch_neurons or n)
+
+    def draw_rows() -> Tensor | None:
+        if batch_neurons == n:
+            return None
+        return torch.randperm(n, generator=generator)[:batch_neurons].sort().values.to(device)
 
     def batch_loss(step: int) -> Tensor:
         index = torch.randperm(len(data), generator=generator)[:batch_frames].to(device)
@@ -79,7 +100,13 @@ def train_projection(
         if training.noise_model_level > 0:
             noise = torch.randn(batch.states.shape, generator=generator).to(device)
             batch = dataclasses.replace(batch, states=batch.states + training.noise_model_level * noise)
-        return projected_loss(model, batch, weights, training.ridge)
+        return projected_loss(model, batch, weights, training.ridge, draw_rows())
+
+    # the L-BFGS loss must be deterministic: fixed frames (all by default) and fixed target neurons
+    lbfgs_data, lbfgs_rows = data, draw_rows()
+    if training.projection_lbfgs_frames and training.projection_lbfgs_frames < len(data):
+        index = torch.randperm(len(data), generator=generator)[: training.projection_lbfgs_frames]
+        lbfgs_data = data.batch(index.sort().values.to(device))
 
     def solve_on_all_frames() -> None:
         with torch.no_grad():
@@ -92,7 +119,7 @@ def train_projection(
         return full_loss(model, held_out, weights)
 
     def loss_and_backward() -> Tensor:
-        loss = projected_loss(model, data, weights, training.ridge)
+        loss = projected_loss(model, lbfgs_data, weights, training.ridge, lbfgs_rows)
         if torch.isfinite(loss):
             loss.backward()
         return loss.detach()
@@ -111,6 +138,7 @@ def train_projection(
         frames_per_step=batch_frames,
         total_steps=training.projection_steps,
         name="projection",
+        n_validations=training.projection_validations,
     )
     groups = [g for g in model.param_groups(training) if g["name"] != "W"]
     return _fit(model, groups, objective, training, progress)
