@@ -17,6 +17,7 @@ from gnnlab.training.trajectory import (
     Windows,
     below_floor_mask,
     choose_objective,
+    measurement_noise,
     noise_to_signal,
     smoothed_frames,
     state_weights,
@@ -35,6 +36,17 @@ def test_clean_readings_keep_derivative_regression_and_noisy_ones_switch_to_smoo
     assert noise_to_signal(clean, 0.1) < 0.02 < noise_to_signal(noisy, 0.1)
     assert choose_objective(clean, 0.1) == "derivative"
     assert choose_objective(noisy, 0.1) == "smoothed_derivative"
+
+
+def test_process_noise_alone_keeps_derivative_regression():
+    # a diffusion's increments are independent of the state they start from: forward differences stay
+    # unbiased, and the stride test tells them from measurement noise
+    shaken = readings(seed=3, noise_model_level=0.05)
+    assert (
+        measurement_noise(shaken).max()
+        < 0.2 * measurement_noise(readings(seed=3, measurement_noise_level=0.05)).min()
+    )
+    assert choose_objective(shaken, 0.1) == "derivative"
 
 
 def test_savitzky_golay_targets_recover_the_derivative_of_a_noisy_sine():
