@@ -44,6 +44,7 @@ def true_law_r2(observations, truth, states: np.ndarray, targets: np.ndarray, ma
     solution = np.linalg.solve(gram / np.outer(scale, scale) + 1e-12 * np.eye(size), rhs / scale) / scale
     ident = structural_identifiability(observations.reactants, observations.stoichiometry).identifiable
     log_k = np.log10(np.maximum(solution[:n_rxn], 1e-4))
+    print(f"  ({int((solution[:n_rxn][ident] <= 0).sum())} identifiable k fitted <= 0)", end=" ")
     return r2_identity(log_k[ident], truth.log_k[ident])
 
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.01)
     parser.add_argument("--type", default="absolute", choices=["absolute", "relative"])
     parser.add_argument("--windows", nargs="+", type=int, default=[11])
+    parser.add_argument("--floor", type=float, default=None, help="a fixed floor (default: noise_floor)")
     args = parser.parse_args()
     config = load_config(
         None,
@@ -68,7 +70,7 @@ def main() -> None:
     frames = observations.frames("train")
     raw = true_law_r2(observations, truth, frames.states, frames.targets, frames.mask)
     print(f"forward differences, zero-reading mask: {raw:.4f}")
-    floor = noise_floor(readings)
+    floor = noise_floor(readings) if args.floor is None else args.floor
     for window in args.windows:
         smooth = savgol_filter(readings, window, 3, axis=1)
         slope = savgol_filter(readings, window, 3, deriv=1, delta=dt, axis=1)
