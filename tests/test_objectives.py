@@ -10,11 +10,14 @@ import gnnlab
 from gnnlab.config import MetabolismSimulation, load_config
 from gnnlab.errors import ConfigError
 from gnnlab.models import DynamicsModel
+from gnnlab.systems.metabolism.identifiability import noise_floor, practical_identifiability
 from gnnlab.systems.metabolism.simulator import MetabolismSystem
 from gnnlab.training.trajectory import (
     Shooting,
     Windows,
+    below_floor_mask,
     choose_objective,
+    measurement_noise,
     noise_to_signal,
     smoothed_frames,
     state_weights,
@@ -33,6 +36,17 @@ def test_clean_readings_keep_derivative_regression_and_noisy_ones_switch_to_smoo
     assert noise_to_signal(clean, 0.1) < 0.02 < noise_to_signal(noisy, 0.1)
     assert choose_objective(clean, 0.1) == "derivative"
     assert choose_objective(noisy, 0.1) == "smoothed_derivative"
+
+
+def test_process_noise_alone_keeps_derivative_regression():
+    # a diffusion's increments are independent of the state they start from: forward differences stay
+    # unbiased, and the stride test tells them from measurement noise
+    shaken = readings(seed=3, noise_model_level=0.05)
+    assert (
+        measurement_noise(shaken).max()
+        < 0.2 * measurement_noise(readings(seed=3, measurement_noise_level=0.05)).min()
+    )
+    assert choose_objective(shaken, 0.1) == "derivative"
 
 
 def test_savitzky_golay_targets_recover_the_derivative_of_a_noisy_sine():
@@ -124,3 +138,34 @@ def test_a_run_records_which_objective_ran(tmp_path):
     metrics = gnnlab.run(config, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, plots=False)
     assert config.training.objective == "auto"
     assert metrics["objective"] == "smoothed_derivative"
+
+
+def test_noise_floor_reads_the_measurement_noise_of_a_smooth_series():
+    t = np.arange(600) * 0.1
+    rng = np.random.default_rng(2)
+    clean = np.stack([3 + np.sin(t), 5 + np.cos(0.5 * t)], axis=-1)[None]
+    for sigma in (0.01, 0.05):
+        floor = noise_floor(clean + sigma * rng.standard_normal(clean.shape))
+        np.testing.assert_allclose(floor, sigma, rtol=0.2)
+    assert noise_floor(clean).max() < 1e-3
+
+
+def test_targets_touched_by_a_reaction_consuming_a_pool_below_its_floor_are_masked():
+    # reaction 0: A -> B; reaction 1: C -> D. A dips to zero in the middle of the series, C never does.
+    stoichiometry = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
+    smooth = np.full((1, 50, 4), 2.0)
+    smooth[0, 20:25, 0] = 0.0
+    mask = below_floor_mask(smooth, 0.1, stoichiometry, window=5)
+    assert mask[0, 20:25, :2].sum() == 0 and mask[0, 18, 0] == 0  # the dip, widened by the window
+    assert mask[0, :, 2:].min() == 1  # C and D are untouched
+    assert mask[0, :10].min() == 1 and mask[0, 40:].min() == 1
+
+
+def test_practically_identifiable_reactions_need_substrates_above_the_detection_limit():
+    rng = np.random.default_rng(0)
+    t = np.arange(400) * 0.1
+    clean = np.stack([4 + np.sin(t), 0.01 + 0.0 * t, 3 + np.cos(t)], axis=-1)[None]
+    readings = np.maximum(clean + 0.02 * rng.standard_normal(clean.shape), 0.0)
+    reactants = np.array([[1, 0], [0, 1], [0, 1]])  # reaction 0 consumes A; reaction 1 consumes B and C
+    practical = practical_identifiability(readings, reactants, np.array([True, True]))
+    assert practical.tolist() == [True, False]

@@ -410,8 +410,15 @@ def train_dynamics(
         observations.trajectories("train"),
         observations.trajectories("validation"),
     )
-    train_frames = trajectory.smoothed_frames(*train_states, delta_t, training.smoothing_window)
-    validation_frames = trajectory.smoothed_frames(*validation_states, delta_t, training.smoothing_window)
+    # targets near pools below the noise floor are masked (the floor estimated from the training readings)
+    floor = trajectory.noise_floor(train_states[0])
+    stoichiometry = getattr(observations, "stoichiometry", None)
+    train_frames, validation_frames = (
+        trajectory.smoothed_frames(
+            *states, delta_t, training.smoothing_window, stoichiometry=stoichiometry, floor=floor
+        )
+        for states in (train_states, validation_states)
+    )
     if objective == "trajectory":
         # the shooting loss is far from convex for a model that does not yet oscillate like the data: an
         # Adam pass on smoothed derivatives first puts the model in the basin that shooting then refines

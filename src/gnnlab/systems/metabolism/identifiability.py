@@ -12,9 +12,11 @@ individually identifiable: duplicated reactions (only k1 + k2 is known), reverse
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import scipy.linalg
+from scipy.signal import savgol_filter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,3 +109,47 @@ def design_identifiability(
     identifiable = np.zeros(gram.shape[0], dtype=bool)
     identifiable[live] = (null**2).sum(axis=1) < 1e-6
     return identifiable, int(live.sum() - null.shape[1])
+
+
+def noise_floor(states: np.ndarray) -> np.ndarray:
+    """Per-node measurement-noise std (N,) from readings (runs, T, N) alone, where the node is low.
+
+    Third differences of white noise of std sigma have std sqrt(20) sigma, and a smooth trajectory sampled
+    finely adds almost nothing; the median absolute deviation ignores the few sharp turns of the signal.
+    Only frames in the node's lower half are used, so relative (proportional) noise gives the noise of
+    small readings, the ones a floor is about.
+    """
+    third = np.diff(states, n=3, axis=1)
+    low = states[:, 1:-2] <= np.median(states, axis=(0, 1))
+    floor = np.zeros(states.shape[-1])
+    for i in range(states.shape[-1]):
+        values = third[..., i][low[..., i]]
+        if values.size:
+            floor[i] = 1.4826 * np.median(np.abs(values - np.median(values))) / math.sqrt(20.0)
+    return floor
+
+
+DETECTION_LIMIT_SIGMAS = 3.0  # a reading counts as above the noise level at 3 noise stds (limit of detection)
+PRACTICAL_SMOOTHING_WINDOW = 11  # frames of the cubic Savitzky-Golay smoothing the test reads
+
+
+def practical_identifiability(
+    readings: np.ndarray, reactants: np.ndarray, structural: np.ndarray
+) -> np.ndarray:
+    """Which structurally identifiable reactions the *readings* (runs, T, N) can still determine: (R,) bool.
+
+    A reaction is practically identifiable when, in at least half of the frames, every one of its
+    substrates reads above the limit of detection, ``DETECTION_LIMIT_SIGMAS`` times that metabolite's noise
+    floor (:func:`noise_floor`), after a cubic Savitzky-Golay smoothing over ``PRACTICAL_SMOOTHING_WINDOW``
+    frames. Below it the substrate's reading is mostly noise, so is the reaction's rate there, and its k is
+    fitted from the few frames left. Computed from observations alone (no ground truth); on clean readings
+    the floor is ~0 and the set is the structural one minus reactions whose substrates are mostly empty.
+    """
+    floor = noise_floor(readings)
+    window = min(PRACTICAL_SMOOTHING_WINDOW, readings.shape[1] - (1 - readings.shape[1] % 2))
+    smooth = savgol_filter(readings, window, 3, axis=1) if window > 3 else readings
+    above = (smooth > DETECTION_LIMIT_SIGMAS * floor).reshape(-1, readings.shape[-1])  # (F, N)
+    substrates = (reactants > 0).astype(np.float32)  # (N, R)
+    n_below = (~above).astype(np.float32) @ substrates  # (F, R) substrates below the limit per frame
+    detectable = (n_below == 0).mean(axis=0) >= 0.5
+    return structural & detectable
