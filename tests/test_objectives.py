@@ -1,6 +1,8 @@
 """Training objectives for noisy data: the noise estimate that chooses one, Savitzky-Golay targets, and
 multiple shooting (windows, the loss, fitted starts), each on data whose answer is known."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -169,3 +171,44 @@ def test_practically_identifiable_reactions_need_substrates_above_the_detection_
     reactants = np.array([[1, 0], [0, 1], [0, 1]])  # reaction 0 consumes A; reaction 1 consumes B and C
     practical = practical_identifiability(readings, reactants, np.array([True, True]))
     assert practical.tolist() == [True, False]
+
+
+def _refine(loss_of_x, start: float, iterations: int = 20) -> tuple[float, dict[str, list[float]]]:
+    """Run the shared L-BFGS refinement on one scalar parameter; returns where it ends and its history."""
+    from gnnlab.training import _lbfgs
+
+    x = nn.Parameter(torch.tensor([start]))
+    history: dict[str, list[float]] = {"lbfgs_loss": []}
+
+    def loss_and_backward() -> Tensor:
+        loss = loss_of_x(x)
+        loss.backward()
+        return loss.detach()
+
+    settings = load_config(None, [f"training.lbfgs_iterations={iterations}"]).training
+    _lbfgs([x], settings, history, False, loss_and_backward)
+    return float(x.detach()), history
+
+
+def test_lbfgs_refinement_moves_a_float32_loss_whose_gradient_is_tiny_against_its_value():
+    # a fitted model's loss: a floor of 1e-5 with a shallow bowl, as the metabolism loss after Adam; an
+    # unscaled first step (-g, |g| ~ 6e-9) changes it by less than float32 resolves near 1e-5
+    end, history = _refine(lambda x: (1e-5 + 1e-9 * (x - 3.0) ** 2).sum(), start=0.0)
+    assert end == pytest.approx(3.0, abs=1e-2)
+
+
+def test_a_non_finite_lbfgs_trial_point_restores_the_best_point_instead_of_failing_the_run():
+    def loss(x: Tensor) -> Tensor:  # undefined past 50, minimum at 100: the quasi-Newton step lands past 50
+        return torch.where(x > 50.0, torch.full_like(x, float("nan")), (x - 100.0) ** 2).sum()
+
+    end, history = _refine(loss, start=0.0)
+    assert history["lbfgs_nonfinite"] == [len(history["lbfgs_loss"])]
+    assert math.isfinite(end) and end <= 50.0
+    assert (end - 100.0) ** 2 == pytest.approx(min(history["lbfgs_loss"]))
+
+
+def test_a_non_finite_loss_at_the_start_of_lbfgs_is_a_divergence():
+    from gnnlab.errors import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="L-BFGS evaluation 0"):
+        _refine(lambda x: (x * float("nan")).sum(), start=1.0)

@@ -284,7 +284,11 @@ def _lbfgs(
     The optimiser sees the loss divided by its value at the start (history keeps the unscaled values). Its
     first step is -g scaled by min(1, 1/|g|_1): with an unscaled loss of order 1e-5 that step changes the
     loss by less than float32 resolves, the line search reads summation noise (which differs with the
-    thread count), and the run stopped after 3 iterations on 2 threads while it ran all 300 on one."""
+    thread count), and the run stopped after 3 iterations on 2 threads while it ran all 300 on one.
+
+    A non-finite loss at a line-search trial point ends the refinement, not the run: the parameters go back
+    to the best point evaluated and ``history["lbfgs_nonfinite"]`` records the evaluation. Only a non-finite
+    loss at the starting point, which is the model Adam left, is a divergence."""
     if training.lbfgs_iterations == 0:
         return 0
     optimizer = torch.optim.LBFGS(
@@ -300,14 +304,17 @@ def _lbfgs(
     bar = tqdm(desc="refine (L-BFGS)", unit="eval", disable=not progress, dynamic_ncols=True)
 
     scale: list[float] = []  # 1 / the first loss, fixed for the whole run so the objective never changes
+    best: list[tuple[float, list[Tensor]]] = []  # (loss, parameter values) of the best evaluated point
 
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_and_backward()
         value = loss.item()
         if not math.isfinite(value):
-            raise TrainingDiverged(f"loss is {value} during L-BFGS evaluation {len(history['lbfgs_loss'])}")
+            raise _NonFiniteTrial(f"loss is {value} during L-BFGS evaluation {len(history['lbfgs_loss'])}")
         history["lbfgs_loss"].append(value)
+        if not best or value < best[0][0]:
+            best[:] = [(value, [p.detach().clone() for p in params])]
         bar.set_postfix(loss=f"{value:.3g}")
         bar.update()
         if not scale:
@@ -318,8 +325,20 @@ def _lbfgs(
         return loss * scale[0]
 
     with bar:
-        optimizer.step(closure)
+        try:
+            optimizer.step(closure)
+        except _NonFiniteTrial as trial:
+            if not best:
+                raise TrainingDiverged(str(trial)) from None
+            with torch.no_grad():
+                for p, value in zip(params, best[0][1], strict=True):
+                    p.copy_(value)
+            history.setdefault("lbfgs_nonfinite", []).append(len(history["lbfgs_loss"]))
     return int(optimizer.state[params[0]].get("n_iter", 0))
+
+
+class _NonFiniteTrial(ArithmeticError):
+    """A line-search trial point of L-BFGS gave a non-finite loss (handled inside :func:`_lbfgs`)."""
 
 
 def _frames_loss_and_backward(
