@@ -22,6 +22,15 @@ SRC = Path(gnnlab.__file__).parent
 SYSTEM_FIXTURES = ["tiny_config", "perturbation_config", "signal_config", "flyvis_config"]
 
 
+def assert_same_model(run: Path, other: Path) -> None:
+    """Every tensor of the two runs' saved models is bit-identical."""
+    original = torch.load(run / "model.pt", weights_only=True)
+    again = torch.load(other / "model.pt", weights_only=True)
+    assert original.keys() == again.keys()
+    for name in original:
+        assert torch.equal(original[name], again[name]), name
+
+
 @pytest.mark.parametrize("fixture", SYSTEM_FIXTURES)
 def test_training_completes_when_ground_truth_cannot_be_loaded(fixture, request, cache, monkeypatch):
     config = request.getfixturevalue(fixture)
@@ -57,11 +66,7 @@ def test_permuting_hidden_type_labels_leaves_the_trained_model_identical(tiny_co
     np.savez(dataset / GROUND_TRUTH_FILE, **truth)
 
     gnnlab.run(tiny_config, tmp_path / "permuted", cache_dir=cache, progress=False, plots=False)
-    original = torch.load(tmp_path / "original" / "model.pt", weights_only=True)
-    again = torch.load(tmp_path / "permuted" / "model.pt", weights_only=True)
-    assert original.keys() == again.keys()
-    for name in original:
-        assert torch.equal(original[name], again[name]), name
+    assert_same_model(tmp_path / "original", tmp_path / "permuted")
 
 
 def _imports(path: Path) -> set[str]:
@@ -127,11 +132,7 @@ def test_overwriting_the_true_effects_leaves_the_trained_perturbation_model_iden
     np.savez(dataset / GROUND_TRUTH_FILE, **truth)
 
     gnnlab.run(perturbation_config, tmp_path / "changed", cache_dir=cache, progress=False, plots=False)
-    original = torch.load(tmp_path / "original" / "model.pt", weights_only=True)
-    again = torch.load(tmp_path / "changed" / "model.pt", weights_only=True)
-    assert original.keys() == again.keys()
-    for name in original:
-        assert torch.equal(original[name], again[name]), name
+    assert_same_model(tmp_path / "original", tmp_path / "changed")
 
 
 def test_changing_the_hidden_signal_network_leaves_the_trained_model_identical(
@@ -147,11 +148,7 @@ def test_changing_the_hidden_signal_network_leaves_the_trained_model_identical(
     np.savez(dataset / GROUND_TRUTH_FILE, **truth)
 
     changed = gnnlab.run(signal_config, tmp_path / "changed", cache_dir=cache, progress=False, plots=False)
-    original = torch.load(tmp_path / "original" / "model.pt", weights_only=True)
-    again = torch.load(tmp_path / "changed" / "model.pt", weights_only=True)
-    assert original.keys() == again.keys()
-    for name in original:
-        assert torch.equal(original[name], again[name]), name
+    assert_same_model(tmp_path / "original", tmp_path / "changed")
     assert (
         changed["connectivity_R2"]
         != json.loads((tmp_path / "original" / "metrics.json").read_text())["connectivity_R2"]
@@ -186,8 +183,4 @@ def test_changing_the_hidden_flyvis_parameters_leaves_the_trained_model_identica
     np.savez(dataset / GROUND_TRUTH_FILE, **truth)
 
     gnnlab.run(flyvis_config, tmp_path / "changed", cache_dir=cache, progress=False, plots=False)
-    original = torch.load(tmp_path / "original" / "model.pt", weights_only=True)
-    again = torch.load(tmp_path / "changed" / "model.pt", weights_only=True)
-    assert original.keys() == again.keys()
-    for name in original:
-        assert torch.equal(original[name], again[name]), name
+    assert_same_model(tmp_path / "original", tmp_path / "changed")
