@@ -82,7 +82,7 @@ def main() -> None:
     print(f"{args.regime}: {x.shape[0]} training frames, N={x.shape[1]}, dataset {directory.name}")
     print(f"true law on the forward differences: residual rms / target std = {exactness:.2e}")
     singular = np.linalg.svd(x, compute_uv=False)
-    ranks = [0, 9, 99, 499, 899, len(singular) - 1]
+    ranks = sorted({max(int(q * len(singular)) - 1, 0) for q in (0.0, 0.01, 0.1, 0.5, 0.9, 1.0)})
     print(
         "singular values of the features (all frames): "
         + ", ".join(f"s{k + 1}={singular[k]:.3g}" for k in ranks)
