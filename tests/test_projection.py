@@ -73,3 +73,17 @@ def test_a_subset_of_target_rows_gives_those_rows_of_the_full_solve(density):
     part = solve_weights(features, residual[:, rows], torch.tensor(candidates), ridge=1e-3, rows=rows)
     assert part.shape == (4, 12)
     assert torch.allclose(part, full[rows], atol=1e-10)
+
+
+def test_float32_features_of_an_ill_conditioned_gram_are_solved_in_float64():
+    # features of condition 1e4 (the Gram: 1e8, beyond float32), like chaotic activity at N = 1000
+    rng = np.random.default_rng(4)
+    n = 40
+    left = np.linalg.qr(rng.normal(size=(400, n)))[0]
+    right = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    features = torch.tensor(left * np.logspace(0, -4, n) @ right.T * 20.0, dtype=torch.float32)
+    true_w = rng.normal(size=(n, n)) * ~np.eye(n, dtype=bool)
+    residual = (features.double() @ torch.tensor(true_w).T).float()
+    solved = solve_weights(features, residual, torch.tensor(~np.eye(n, dtype=bool)), ridge=0.0)
+    assert solved.dtype == torch.float64
+    assert np.abs(solved.numpy() - true_w).max() < 1e-3 * np.abs(true_w).max()  # float32 Gram: 17x

@@ -40,7 +40,13 @@ def solve_weights(
 ) -> Tensor:
     """Dense [target, source] W minimising ||residual - features W^T||^2 + ridge ||W||^2 row by row, each
     row over its candidate sources only (zero elsewhere). ``features``: (B, N); ``residual``: (B, N), or
-    (B, K) for the K target neurons ``rows`` only, and then the result is their (K, N) rows."""
+    (B, K) for the K target neurons ``rows`` only, and then the result is their (K, N) rows, in float64.
+
+    The Gram matrix and the solve are float64 whatever the inputs: its condition number is the square of
+    the features', and chaotic activity at N = 1000 gives features of condition ~2e4, a Gram of ~4e8,
+    beyond float32 (the true functions' least squares then scored connectivity R^2 below 0 in float32,
+    1.0000 in float64; bench/signal_oracle_fit.py)."""
+    features, residual = features.double(), residual.double()
     n_frames, n = features.shape
     eye = torch.eye(n, dtype=features.dtype, device=features.device)
     gram = features.T @ features / n_frames + ridge * eye
@@ -70,7 +76,9 @@ def projected_loss(
         residual = frames.targets[:, rows] - model.intrinsic(frames.states, frames.inputs, rows)
         weights = weights[rows]
     dense = solve_weights(features, residual, model.candidates(), ridge, rows)
-    return (((residual - features @ dense.T) ** 2) * weights).mean()
+    # the fit's residual in float64 too: it is a small difference of large terms near the solution
+    misfit = residual.double() - features.double() @ dense.T
+    return ((misfit**2) * weights).mean().to(residual.dtype)
 
 
 def train_projection(
@@ -112,7 +120,8 @@ def train_projection(
         with torch.no_grad():
             features = model.g_phi(data.states)
             residual = data.targets - model.intrinsic(data.states, data.inputs)
-            model.set_dense_weights(solve_weights(features, residual, model.candidates(), training.ridge))
+            dense = solve_weights(features, residual, model.candidates(), training.ridge)
+            model.set_dense_weights(dense.to(features.dtype))
 
     def held_out_loss() -> float:
         solve_on_all_frames()
