@@ -35,3 +35,28 @@ def test_rescaling_W_changes_the_vector_field():
     with torch.no_grad():
         model.W.mul_(2.0)
     assert (model.derivative(u, torch.zeros_like(u)) - before).abs().max() > 0.1
+
+
+def _random_model(n: int, n_edges: int) -> SignalModel:
+    torch.manual_seed(1)
+    edges = torch.unique(torch.randint(0, n, (2, n_edges)), dim=1)
+    model = SignalModel(edges, n_neurons=n)
+    with torch.no_grad():
+        model.W.copy_(torch.randn(edges.shape[1]))
+    return model
+
+
+def test_without_autograd_the_cached_adjacency_gives_the_same_field_and_follows_weight_updates():
+    # dense support (a rollout of a chaotic network) and sparse support (the fly connectome) take
+    # different cached forms; both must agree with the autograd path, before and after W changes in place
+    for model in (_random_model(30, 2000), _random_model(300, 900)):
+        u = torch.randn(5, model.embedding.shape[0])
+        zero = torch.zeros_like(u)
+        with torch.no_grad():
+            cached = model.derivative(u, zero)
+            model.W.mul_(-3.0)
+            updated = model.derivative(u, zero)
+        torch.testing.assert_close(updated, model.derivative(u, zero).detach())
+        torch.testing.assert_close(
+            updated - model.f_theta(u).detach(), -3.0 * (cached - model.f_theta(u).detach())
+        )
