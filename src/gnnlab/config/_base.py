@@ -32,7 +32,7 @@ class TrainingBase(Section):
         "per_node", description="Divide each node's squared error by the variance of its targets."
     )
     lbfgs_iterations: int = Field(
-        300, ge=0, description="Full-batch L-BFGS iterations after the Adam phase (0 turns it off)."
+        600, ge=0, description="Full-batch L-BFGS iterations after the Adam phase (0 turns it off)."
     )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     n_threads: PositiveInt | None = Field(None, description="torch CPU threads (default: all cores).")
