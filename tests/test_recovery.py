@@ -3,6 +3,8 @@
 (Its speed is the benchmark's business, not a unit test's: a wall-time assert fails on a loaded machine.)
 """
 
+from conftest import SMALL
+
 import gnnlab
 from gnnlab.config import load_config
 
@@ -31,13 +33,9 @@ def test_a_small_noisy_system_is_recovered_by_shooting_where_forward_differences
     """Measurement noise 0.05 on 400 frames: a forward difference divides it by Δt, a shooting window
     averages it over ten intervals (issue 6). Measured: derivative 0.04, trajectory 0.994."""
     small_noisy = [
-        "simulation.n_metabolites=20",
-        "simulation.n_reactions=30",
+        *SMALL,
         "simulation.n_frames=400",
-        "simulation.n_runs=4",
         "simulation.measurement_noise_level=0.05",
-        "training.data_augmentation_loop=150",
-        "training.lbfgs_iterations=100",
         "training.n_threads=1",
     ]
     r2 = {}

@@ -75,10 +75,12 @@ def projected_loss(
     else:
         residual = frames.targets[:, rows] - model.intrinsic(frames.states, frames.inputs, rows)
         weights = weights[rows]
+    dtype = residual.dtype
+    # float64 once, for the solve and for the fit's residual (a small difference of large terms near the
+    # solution); solve_weights' own conversion is then a no-op
+    features, residual = features.double(), residual.double()
     dense = solve_weights(features, residual, model.candidates(), ridge, rows)
-    # the fit's residual in float64 too: it is a small difference of large terms near the solution
-    misfit = residual.double() - features.double() @ dense.T
-    return ((misfit**2) * weights).mean().to(residual.dtype)
+    return (((residual - features @ dense.T) ** 2) * weights).mean().to(dtype)
 
 
 def train_projection(
