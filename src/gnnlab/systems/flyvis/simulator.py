@@ -21,9 +21,9 @@ regression is biased: least squares with the true functional form, noise-free, e
 recovered W with median relative error 5e-4 at one substep and 1.2-1.8 at five (more frames did not help).
 Runs start from the state reached after ``n_burn_in_frames`` of grey input, plus N(0,
 ``initial_state_std``²) per cell when that is > 0 (the test run is never kicked). Why kick: the visual
-input alone leaves 16 of the 18 autapse cell types above 0 at every frame (ReLU(v) = v, so their autapse
-and leak are one coefficient) and no contrast, W scale or length fixed it; the transients from a kicked
-start take every cell through 0 (``bench/flyvis_oracle_fit.py``).
+input alone left 16 of the 18 autapse cell types above 0 at every frame (extent 1, seed 42; ReLU(v) = v,
+so autapse and leak are one coefficient) and no contrast, W scale or length fixed it; the transients
+from a kicked start take every cell through 0 (``bench/flyvis_oracle_fit.py``).
 Process noise is a diffusion (std ``noise_model_level * sqrt(h)`` per substep); measurement noise is
 added to the saved frames only. The test run shows a stimulus kind held out of training and is simulated
 without process noise: the noise-free re-simulation its rollout is scored against.
