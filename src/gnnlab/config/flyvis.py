@@ -10,7 +10,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 
 from gnnlab.config._base import Section, TrainingBase
 
-StimulusKind = Literal["grating", "flash", "edge", "flow"]
+StimulusKind = Literal["grating", "flash", "edge", "flow", "noise"]
 
 
 class FlyVisSimulation(Section):
@@ -19,6 +19,12 @@ class FlyVisSimulation(Section):
     extent: int = Field(8, ge=0, le=15, description="Lattice radius in columns (8: 13,741 cells).")
     n_frames: int = Field(1000, ge=3, description="Saved frames per run.")
     n_burn_in_frames: int = Field(50, ge=0, description="Frames at grey input, simulated, then discarded.")
+    initial_state_std: NonNegativeFloat = Field(
+        0.0,
+        description="Each training/validation run starts from the grey-adapted state plus N(0, this^2) per "
+        "cell (a pre-pulse of current): the transients take every cell through 0, which ReLU needs to "
+        "tell an autapse from the leak. The test run starts from the grey-adapted state.",
+    )
     delta_t: PositiveFloat = Field(0.02, description="Seconds between saved frames.")
     n_substeps: PositiveInt = Field(
         1,

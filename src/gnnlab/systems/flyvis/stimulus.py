@@ -10,12 +10,15 @@ A run is a sequence of segments of ``segment_frames`` frames; segment s of run r
 - ``edge``: an ON or OFF edge sweeping across the lattice at 10-40 columns/s in a random direction;
 - ``flow``: a smooth random pattern (four spatial frequencies, wavelengths around 4 columns, squashed by
   tanh) translating rigidly at 2-10 columns/s, like the optical flow of self-motion. The default config
-  holds it out for the test run.
+  holds it out for the test run;
+- ``noise``: every photoreceptor independently, luminance 0 or 1 (binary white noise at full contrast),
+  redrawn every 1, 2 or 4 frames (drawn per segment): decorrelates the columns, so cells of one type stop
+  moving together.
 """
 
 import numpy as np
 
-KINDS = ("grating", "flash", "edge", "flow")
+KINDS = ("grating", "flash", "edge", "flow", "noise")
 
 
 def positions(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -53,6 +56,10 @@ def segment(kind: str, xy: np.ndarray, n_frames: int, delta_t: float, rng: np.ra
         moved = xy[None, :, :] - t[:, :, None] * velocity  # (T, P, 2)
         field = (amplitudes * np.cos(moved @ waves.T + phases)).sum(-1)
         return 0.5 + 0.5 * np.tanh(field)
+    if kind == "noise":
+        hold = int(rng.choice([1, 2, 4]))
+        draws = rng.integers(0, 2, size=(-(-n_frames // hold), len(xy))).astype(float)
+        return np.repeat(draws, hold, axis=0)[:n_frames]
     raise ValueError(f"unknown stimulus kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
