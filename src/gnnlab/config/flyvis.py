@@ -93,6 +93,10 @@ class FlyVisTraining(TrainingBase):
     )
     projection_steps: int = Field(100, ge=0, description="projection: Adam steps before L-BFGS.")
     projection_batch_frames: PositiveInt = Field(1000, description="projection: frames per Adam step.")
+    projection_validations: PositiveInt = Field(
+        20,
+        description="projection: held-out evaluations during the Adam phase (each solves W on all frames).",
+    )
     ridge: NonNegativeFloat = Field(
         1e-4, description="projection: relative ridge, a share of each centred column's variance."
     )
