@@ -4,7 +4,9 @@ lattice, graded ReLU dynamics and procedural visual input (issue 11, seed 002).
 Defaults are extent 8 (13,741 cells, 434,112 synapse edges) at process noise 0.05, the issue's benchmark.
 """
 
-from typing import Literal
+import csv
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
@@ -35,6 +37,15 @@ class FlyVisSimulation(Section):
         (0.02, 0.3), description="Per-type time constants (s), drawn uniformly (published model's range)."
     )
     V_rest_range: tuple[float, float] = Field((0.0, 0.8), description="Per-type resting potentials.")
+    cell_parameters_file: Path | None = Field(
+        None,
+        description="A CSV with the header type,tau,V_rest and one row per cell type (flyvis names): these "
+        "values instead of draws from tau_range and V_rest_range. It is read into cell_parameters, so the "
+        "dataset's cache key follows the file's content, not only its path.",
+    )
+    cell_parameters: dict[str, tuple[PositiveFloat, float]] | None = Field(
+        None, description="type -> (tau, V_rest): from cell_parameters_file, or written inline."
+    )
     syn_strength_range: tuple[PositiveFloat, PositiveFloat] = Field(
         (0.25, 4.0), description="Per-edge-type strength, log-uniform, before the global scaling."
     )
@@ -60,6 +71,23 @@ class FlyVisSimulation(Section):
     n_validation_runs: PositiveInt = 1
     n_test_frames: int = Field(500, ge=2, description="Frames of the held-out-stimulus test run.")
     seed: int = 42
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_cell_parameters(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("cell_parameters_file") is None:
+            return data
+        path = Path(data["cell_parameters_file"])
+        try:
+            rows = list(csv.DictReader(path.read_text().splitlines()))
+            table = {row["type"]: (float(row["tau"]), float(row["V_rest"])) for row in rows}
+        except OSError as error:
+            raise ValueError(f"cell_parameters_file {path}: {error.strerror}") from None
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"cell_parameters_file {path}: expected the header type,tau,V_rest and numbers in every row"
+            ) from None
+        return {**data, "cell_parameters": table}
 
     @model_validator(mode="after")
     def _consistent(self) -> "FlyVisSimulation":

@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gnnlab.config.flyvis import FlyVisSimulation
+from gnnlab.errors import ConfigError
 from gnnlab.systems._base import Frames, GroundTruth, Observations, System
 from gnnlab.systems.flyvis.connectome import Connectome, build_connectome
 from gnnlab.systems.flyvis.stimulus import positions, stimulus_run
@@ -146,6 +147,21 @@ def integrate(
     return out
 
 
+def given_cell_parameters(
+    table: dict[str, tuple[float, float]], type_names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-type (τ, V_rest) in ``type_names`` order from a user's table, which must name every type."""
+    problems = []
+    if missing := [name for name in type_names if name not in table]:
+        problems.append(f"missing cell types {', '.join(missing)}")
+    if unknown := sorted(set(table) - set(type_names)):
+        problems.append(f"unknown cell types {', '.join(unknown)}")
+    if problems:
+        raise ConfigError("simulation.cell_parameters: " + "; ".join(problems))
+    values = np.array([table[name] for name in type_names], dtype=float)
+    return values[:, 0], values[:, 1]
+
+
 def draw_weights(
     connectome: Connectome, config: FlyVisSimulation, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +199,8 @@ class FlyVisSystem(System):
         n, n_types = connectome.n_cells, len(connectome.type_names)
         tau_type = rng.uniform(*config.tau_range, n_types)
         v_rest_type = rng.uniform(*config.V_rest_range, n_types)
+        if config.cell_parameters is not None:  # after the draws, so the rest of the stream is unchanged
+            tau_type, v_rest_type = given_cell_parameters(config.cell_parameters, connectome.type_names)
         w_edges, strength = draw_weights(connectome, config, rng)
         w = sp.csr_matrix((w_edges, (connectome.target, connectome.source)), shape=(n, n))
         tau, v_rest = tau_type[connectome.cell_type], v_rest_type[connectome.cell_type]
