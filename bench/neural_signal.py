@@ -19,10 +19,10 @@ import platform
 import resource
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import gnnlab
+from timed_run import cell, print_table, timed_run
+
 from gnnlab.pipeline import code_revision
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,28 +83,6 @@ COLUMNS = [
 ]
 
 
-def run_one(overrides: list[str], seed: int, out: Path, cache: Path) -> dict:
-    """One run through ``gnnlab.run`` (simulation cached across seeds), timed wall-clock."""
-    start = time.perf_counter()
-    metrics = gnnlab.run(
-        CONFIG,
-        out,
-        overrides=[*overrides, f"training.seed={seed}"],
-        cache_dir=cache,
-        progress=False,
-        plots=False,
-    )
-    wall_min = (time.perf_counter() - start) / 60
-    # the process's high-water mark so far: per run when the bench runs one regime and seed
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {**metrics, "wall_min": wall_min, "peak_rss_mib": peak_mib}
-
-
-def cell(row: dict, key: str, fmt: str) -> str:
-    value = row.get(key)
-    return "-" if value is None else fmt.format(value)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -127,18 +105,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for regime in args.regimes:
             for seed in args.seeds:
-                metrics = run_one(
-                    [*REGIMES[regime], *extra], seed, Path(tmp) / f"{regime}-{seed}", args.cache or Path(tmp)
+                metrics = timed_run(
+                    CONFIG,
+                    Path(tmp) / f"{regime}-{seed}",
+                    [*REGIMES[regime], *extra, f"training.seed={seed}"],
+                    args.cache or Path(tmp),
                 )
                 rows.append({"regime": regime, "seed": seed, **metrics})
                 print(regime, seed, " ".join(f"{k}={cell(metrics, k, f)}" for k, _, f in COLUMNS), flush=True)
 
-    header = ["regime", "seed", *(title for _, title, _ in COLUMNS)]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        cells = [row["regime"], str(row["seed"]), *(cell(row, k, f) for k, _, f in COLUMNS)]
-        print("| " + " | ".join(cells) + " |")
+    print_table(rows, ["regime", "seed"], COLUMNS)
     for regime in args.regimes:
         scores = [r["connectivity_R2"] for r in rows if r["regime"] == regime and r.get("connectivity_R2")]
         if scores:
