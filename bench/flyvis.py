@@ -19,11 +19,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import tempfile
 from pathlib import Path
 
-from timed_run import cell, print_table, timed_run
+from timed_run import print_connectivity_summary, print_table, run_grid
 
 from gnnlab.pipeline import code_revision
 
@@ -84,26 +82,11 @@ def main() -> None:
     args = parser.parse_args()
 
     extra = [f"training.n_threads={args.threads}", f"training.device={args.device}", *args.set]
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for case in args.cases:
-            for seed in args.seeds:
-                metrics = timed_run(
-                    CONFIG,
-                    Path(tmp) / f"{case}-{seed}",
-                    [*CASES[case], *extra, f"training.seed={seed}"],
-                    args.cache or Path(tmp),
-                )
-                rows.append({"case": case, "seed": seed, **metrics})
-                print(case, seed, " ".join(f"{k}={cell(metrics, k, f)}" for k, _, f in COLUMNS), flush=True)
-
+    rows = run_grid(
+        CONFIG, {case: CASES[case] for case in args.cases}, args.seeds, extra, args.cache, "case", COLUMNS
+    )
     print_table(rows, ["case", "seed"], COLUMNS)
-    for case in args.cases:
-        scores = [
-            r["connectivity_R2"] for r in rows if r["case"] == case and r.get("connectivity_R2") is not None
-        ]
-        if scores:
-            print(f"{case}: median connectivity_R2 {statistics.median(scores):.4f}, worst {min(scores):.4f}")
+    print_connectivity_summary(rows, "case")
     targets = verdicts(rows)
     for name, passed in targets.items():
         print(f"{'PASS' if passed else 'FAIL'}  {name}")

@@ -17,11 +17,9 @@ import json
 import os
 import platform
 import resource
-import statistics
-import tempfile
 from pathlib import Path
 
-from timed_run import cell, print_table, timed_run
+from timed_run import print_connectivity_summary, print_table, run_grid
 
 from gnnlab.pipeline import code_revision
 
@@ -101,26 +99,17 @@ def main() -> None:
     extra = [f"training.n_threads={args.threads}", *args.set]
     if args.frames:
         extra.append(f"simulation.n_frames={args.frames}")
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for regime in args.regimes:
-            for seed in args.seeds:
-                metrics = timed_run(
-                    CONFIG,
-                    Path(tmp) / f"{regime}-{seed}",
-                    [*REGIMES[regime], *extra, f"training.seed={seed}"],
-                    args.cache or Path(tmp),
-                )
-                rows.append({"regime": regime, "seed": seed, **metrics})
-                print(regime, seed, " ".join(f"{k}={cell(metrics, k, f)}" for k, _, f in COLUMNS), flush=True)
-
+    rows = run_grid(
+        CONFIG,
+        {regime: REGIMES[regime] for regime in args.regimes},
+        args.seeds,
+        extra,
+        args.cache,
+        "regime",
+        COLUMNS,
+    )
     print_table(rows, ["regime", "seed"], COLUMNS)
-    for regime in args.regimes:
-        scores = [r["connectivity_R2"] for r in rows if r["regime"] == regime and r.get("connectivity_R2")]
-        if scores:
-            print(
-                f"{regime}: median connectivity_R2 {statistics.median(scores):.4f}, worst {min(scores):.4f}"
-            )
+    print_connectivity_summary(rows, "regime")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"peak resident memory {peak_mib:.0f} MiB; load average at the end {load}")
