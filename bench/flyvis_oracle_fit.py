@@ -122,9 +122,8 @@ def activity_stats(observations) -> dict[str, float]:
     """How often the training data break the ReLU degeneracies (observations and known connectome only)."""
     frames = observations.frames("train")
     states = frames.states
-    source, target = observations.edge_index
-    autapse = np.zeros(observations.n_cells, dtype=bool)
-    autapse[target[source == target]] = True
+    source = observations.edge_index[0]
+    autapse = observations.autapse_cells
     below = (states < 0).any(0)
     std = states.std(0)
     return {

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import gnnlab
 from gnnlab.cli import main
@@ -199,9 +200,7 @@ def test_least_squares_in_the_true_form_recovers_tau_of_types_without_autapses()
     frames = FrameTensors.from_frames(observations.frames("train"), torch.device("cpu"))
     solve_weights(model, frames, buckets(model.edge_index, model.n_neurons), ridge=1e-4)
     found = recovered_parameters(model, observations)
-    source, target = observations.edge_index
-    autapse = np.zeros(observations.n_cells, dtype=bool)
-    autapse[target[source == target]] = True
+    autapse = observations.autapse_cells
     types = np.unique(truth.cell_types[~autapse])
     per_type = np.array([np.median(found["tau"][(truth.cell_types == t) & ~autapse]) for t in types])
     assert r2_identity(per_type, truth.tau[types]) > 0.9
@@ -277,3 +276,12 @@ def test_a_cell_table_missing_a_type_is_a_one_line_error_naming_it(tmp_path):
         FlyVisSystem().simulate(config.simulation)
     with pytest.raises(ConfigError, match="nowhere.csv"):
         load_config(None, [*FLYVIS_FILE_RUN, f"simulation.cell_parameters_file={tmp_path / 'nowhere.csv'}"])
+
+
+def test_a_recorded_config_with_cell_parameters_reproduces_without_the_file(tmp_path):
+    table = _cell_table(tmp_path / "cells.csv", build_connectome(1).type_names)
+    config = load_config(None, [*FLYVIS_FILE_RUN, f"simulation.cell_parameters_file={table}"])
+    recorded = tmp_path / "config.yaml"
+    recorded.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    table.unlink()
+    assert simulation_hash(load_config(recorded)) == simulation_hash(config)

@@ -40,8 +40,9 @@ class FlyVisSimulation(Section):
     cell_parameters_file: Path | None = Field(
         None,
         description="A CSV with the header type,tau,V_rest and one row per cell type (flyvis names): these "
-        "values instead of draws from tau_range and V_rest_range. It is read into cell_parameters, so the "
-        "dataset's cache key follows the file's content, not only its path.",
+        "values instead of draws from tau_range and V_rest_range. It is read into cell_parameters (unless "
+        "those are given), so the dataset's cache key follows the file's content and a run's recorded "
+        "config reproduces without the file.",
     )
     cell_parameters: dict[str, tuple[PositiveFloat, float]] | None = Field(
         None, description="type -> (tau, V_rest): from cell_parameters_file, or written inline."
@@ -75,7 +76,11 @@ class FlyVisSimulation(Section):
     @model_validator(mode="before")
     @classmethod
     def _read_cell_parameters(cls, data: Any) -> Any:
+        # a run's recorded config already holds the values: it reproduces without the file, and the same
+        # even if the file was edited since
         if not isinstance(data, dict) or data.get("cell_parameters_file") is None:
+            return data
+        if data.get("cell_parameters") is not None:
             return data
         path = Path(data["cell_parameters_file"])
         try:

@@ -96,10 +96,7 @@ def evaluate(
         for k in np.unique(truth.edge_type)
     ]
     metrics["connectivity_R2_edge_type_median"] = float(np.nanmedian(per_edge_type))
-    source, target = observations.edge_index
-    autapse = np.zeros(observations.n_cells, dtype=bool)
-    autapse[target[source == target]] = True
-    plain = ~autapse[target]
+    plain = ~observations.autapse_cells[observations.edge_index[1]]
     metrics["connectivity_R2_without_autapse_targets"] = r2_identity(found["W"][plain], truth.W[plain])
     for name, true in (("tau", truth.tau), ("V_rest", truth.V_rest)):
         metrics[f"{name}_R2"] = r2_identity(_per_type(found[name], truth.cell_types, n_types), true)

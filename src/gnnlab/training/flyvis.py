@@ -126,6 +126,7 @@ class NormalEquations:
             self.pattern = coo.to_sparse_csr()
         self.pattern_edge = self.pattern.values().long() - 1
         self.presynaptic = torch.relu(frames.states).T.double().contiguous()  # (N, frames)
+        self.own = torch.stack([frames.inputs, frames.states], -1).double()  # (frames, N, AFFINE)
         self.means, self.empty, self.factors = [], [], []
         for gram, total in zip(grams, totals, strict=True):
             mean = total / len(frames)
@@ -156,8 +157,7 @@ class NormalEquations:
         ).double()
         on_pattern = torch.sparse.sampled_addmm(self.pattern, self.presynaptic, residual, beta=0.0).values()
         presynaptic = torch.empty_like(on_pattern).index_put_((self.pattern_edge,), on_pattern).cpu()
-        own = torch.stack([self.frames.inputs.double(), self.frames.states.double()], -1)
-        own = (own * residual[..., None]).sum(0).cpu()  # (N, AFFINE): input and own-voltage columns
+        own = (self.own * residual[..., None]).sum(0).cpu()  # (N, AFFINE): input and own-voltage columns
         total_r = residual.sum(0).cpu()
         gains = model.gains().detach().cpu()
         w = model.W.detach().cpu().clone()

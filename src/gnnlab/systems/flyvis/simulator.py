@@ -64,6 +64,15 @@ class FlyVisObservations(Observations):
     def n_cells(self) -> int:
         return self.activity.shape[2]
 
+    @property
+    def autapse_cells(self) -> np.ndarray:
+        """(N,) bool: cells with a self-synapse in the known connectome. Where such a cell never goes below
+        0, ReLU(v_i) = v_i and its autapse and leak are one coefficient (README, identifiability)."""
+        source, target = self.edge_index
+        autapse = np.zeros(self.n_cells, dtype=bool)
+        autapse[target[source == target]] = True
+        return autapse
+
     def full_inputs(self, inputs: np.ndarray) -> np.ndarray:
         """(..., P) photoreceptor inputs scattered into (..., N) with zeros at every other cell."""
         full = np.zeros((*inputs.shape[:-1], self.n_cells), dtype=np.float32)
