@@ -19,10 +19,11 @@ from gnnlab.training.trajectory import (
     Windows,
     below_floor_mask,
     choose_objective,
+    error_model,
     measurement_noise,
     noise_to_signal,
+    rate_prior_weight,
     smoothed_frames,
-    state_weights,
 )
 
 SMALL = {"n_metabolites": 20, "n_reactions": 30, "n_frames": 800, "n_runs": 2, "n_validation_runs": 1}
@@ -33,11 +34,20 @@ def readings(**overrides) -> np.ndarray:
     return observations.trajectories("train")[0]
 
 
-def test_clean_readings_keep_derivative_regression_and_noisy_ones_switch_to_smoothing():
-    clean, noisy = readings(seed=3), readings(seed=3, measurement_noise_level=0.05)
-    assert noise_to_signal(clean, 0.1) < 0.02 < noise_to_signal(noisy, 0.1)
+def test_the_objective_follows_the_noise_derivatives_when_clean_smoothing_when_weak_shooting_when_strong():
+    clean, weak, strong = (readings(seed=3, measurement_noise_level=level) for level in (0.0, 0.005, 0.05))
+    assert (
+        noise_to_signal(clean, 0.1) < 0.02 < noise_to_signal(weak, 0.1) < 0.1 < noise_to_signal(strong, 0.1)
+    )
     assert choose_objective(clean, 0.1) == "derivative"
-    assert choose_objective(noisy, 0.1) == "smoothed_derivative"
+    assert choose_objective(weak, 0.1) == "smoothed_derivative"
+    assert choose_objective(strong, 0.1) == "trajectory"
+
+
+def test_weak_relative_noise_is_fitted_by_shooting_on_the_log_scale():
+    weak = readings(seed=3, measurement_noise_type="relative", measurement_noise_level=0.002)
+    assert noise_to_signal(weak, 0.1) < 0.1
+    assert choose_objective(weak, 0.1) == "trajectory"
 
 
 def test_process_noise_alone_keeps_derivative_regression():
@@ -49,6 +59,13 @@ def test_process_noise_alone_keeps_derivative_regression():
         < 0.2 * measurement_noise(readings(seed=3, measurement_noise_level=0.05)).min()
     )
     assert choose_objective(shaken, 0.1) == "derivative"
+
+
+def test_noise_proportional_to_the_reading_is_told_apart_from_absolute_noise():
+    relative = readings(seed=3, measurement_noise_type="relative", measurement_noise_level=0.05)
+    assert error_model(relative) == "relative"
+    assert error_model(readings(seed=3, measurement_noise_level=0.05)) == "absolute"
+    assert error_model(readings(seed=3, noise_model_level=0.05)) == "absolute"
 
 
 def test_savitzky_golay_targets_recover_the_derivative_of_a_noisy_sine():
@@ -99,16 +116,39 @@ def decay_data(noise: float = 0.0) -> np.ndarray:
 def test_shooting_loss_vanishes_for_the_true_field_and_not_for_a_wrong_one():
     data = decay_data()
     windows = Windows.cut(data, np.zeros_like(data), 10, torch.device("cpu"))
-    shooting = Shooting(windows, state_weights(windows.readings, "none"), 0.1, 1, fit_starts=False)
+    shooting = Shooting(windows, 0.1, 1, fit_starts=False)
     with torch.no_grad():
         assert float(shooting.loss(Decay(0.3), slice(None))) < 1e-10
         assert float(shooting.loss(Decay(0.2), slice(None))) > 1e-3
 
 
+def test_relative_errors_weigh_a_ten_per_cent_miss_alike_at_every_level():
+    def loss_of_missing_by_ten_per_cent(level: float, log_offset: float | None) -> float:
+        data = np.full((1, 2, 1), level)  # one node, one interval, constant
+        windows = Windows.cut(data, np.zeros_like(data), 1, torch.device("cpu"))
+        shooting = Shooting(windows, 0.1, 1, fit_starts=False, log_offset=log_offset)
+        with torch.no_grad():
+            shooting.starts.copy_(shooting.scale(torch.full((1, 1), 1.1 * level)))
+            return float(shooting.loss(Decay(0.0), slice(None)))
+
+    relative = [loss_of_missing_by_ten_per_cent(level, 1e-6) for level in (10.0, 0.1)]
+    absolute = [loss_of_missing_by_ten_per_cent(level, None) for level in (10.0, 0.1)]
+    assert relative == pytest.approx([math.log(1.1) ** 2] * 2, rel=1e-3)
+    assert absolute == pytest.approx([1.0, 1e-4], rel=1e-3)
+
+
+def test_the_rate_prior_is_as_wide_as_the_fitted_rate_constants_spread_and_weighs_like_one_reading_in_n():
+    log_k = torch.tensor([-2.0, -1.5, -1.0, -1.4, -1.6])  # median -1.5, median absolute deviation 0.1
+    tau = 1.4826 * 0.1
+    assert rate_prior_weight(log_k, noise_var=0.0025, n_readings=1000) == pytest.approx(
+        0.0025 / 1000 / tau**2
+    )
+
+
 def test_shooting_with_fitted_starts_recovers_a_rate_from_noisy_readings():
     data = decay_data(noise=0.05)
     windows = Windows.cut(data, np.zeros_like(data), 10, torch.device("cpu"))
-    shooting = Shooting(windows, state_weights(windows.readings, "none"), 0.1, 1, fit_starts=True)
+    shooting = Shooting(windows, 0.1, 1, fit_starts=True)
     model = Decay(0.1)
     optimizer = torch.optim.LBFGS([model.rate, shooting.starts], max_iter=200, line_search_fn="strong_wolfe")
 
@@ -132,14 +172,15 @@ def test_a_run_records_which_objective_ran(tmp_path):
             "simulation.n_reactions=16",
             "simulation.n_frames=200",
             "simulation.n_runs=2",
+            "simulation.measurement_noise_type=relative",
             "simulation.measurement_noise_level=0.05",
             "training.data_augmentation_loop=2",
             "training.lbfgs_iterations=0",
         ],
     )
     metrics = gnnlab.run(config, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, plots=False)
-    assert config.training.objective == "auto"
-    assert metrics["objective"] == "smoothed_derivative"
+    assert (config.training.objective, config.training.error_model) == ("auto", "auto")
+    assert (metrics["objective"], metrics["error_model"]) == ("trajectory", "relative")
 
 
 def test_noise_floor_reads_the_measurement_noise_of_a_smooth_series():

@@ -132,15 +132,32 @@ class MetabolismTraining(TrainingBase):
     objective: Literal["auto", "derivative", "trajectory", "smoothed_derivative"] = Field(
         "auto",
         description="derivative: regress forward differences; trajectory: multiple shooting on the "
-        "readings; smoothed_derivative: Savitzky-Golay targets; auto: derivative, or "
-        "smoothed_derivative once noise dominates the differences.",
+        "readings; smoothed_derivative: Savitzky-Golay targets; auto: derivative on clean readings, "
+        "smoothed_derivative under weak absolute noise, trajectory under relative or strong noise.",
     )
     window: PositiveInt = Field(10, description="trajectory: observation intervals per shooting window.")
     rollout_substeps: PositiveInt = Field(1, description="trajectory: Euler steps of the model per interval.")
     fit_window_starts: bool = Field(
         True, description="trajectory: fit each window's start state instead of trusting its noisy reading."
     )
-    learning_rate_start: NonNegativeFloat = Field(1e-2, description="trajectory: Adam rate of the starts.")
+    learning_rate_start: NonNegativeFloat = Field(
+        1e-2, description="trajectory: Adam rate of the starts (fitted as ln c, so a relative step)."
+    )
+    error_model: Literal["auto", "absolute", "relative"] = Field(
+        "auto",
+        description="trajectory: how reading errors scale. absolute: one std at every level, squared error "
+        "of c; relative: proportional to c, squared error of ln(c + log_offset); auto: read from the data.",
+    )
+    rate_prior: bool = Field(
+        True,
+        description="trajectory: a Gaussian prior on log10 k whose width is estimated from the warm start's "
+        "k (empirical Bayes): k the readings leave free move to the network's scale instead of wandering.",
+    )
+    log_offset: PositiveFloat = Field(
+        0.01,
+        description="trajectory, relative errors: below this concentration an error counts as absolute "
+        "(a model's Euler step cannot follow an emptying pool to a few per cent).",
+    )
     smoothing_window: int = Field(
         11, ge=5, description="smoothed_derivative: Savitzky-Golay window (frames, cubic fit)."
     )

@@ -102,6 +102,7 @@ class TrainResult:
     lbfgs_iterations: int
     history: dict[str, list[float]]
     objective: str  # which objective ran (``auto`` resolved)
+    error_model: str | None = None  # trajectory: the scale readings were compared on (``auto`` resolved)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "history"}
@@ -367,31 +368,35 @@ def train_shooting(
     validation_states: tuple[np.ndarray, np.ndarray],
     training: TrainingBase,
     delta_t: float,
+    error_model: str,
     *,
     progress: bool = True,
 ) -> TrainResult:
     """Fit ``model`` by multiple shooting (:mod:`.trajectory`): Adam on mini-batches of windows, then
-    full-batch L-BFGS. ``*_states`` are (readings (runs, T, N), inputs (runs, T, N)) pairs."""
+    full-batch L-BFGS. ``*_states`` are (readings (runs, T, N), inputs (runs, T, N)) pairs; ``error_model``
+    (``absolute`` or ``relative``) is the scale the readings are compared on."""
     device = _prepare(model, training)
     windows = trajectory.Windows.cut(*train_states, training.window, device)
     held_out = trajectory.Windows.cut(*validation_states, training.window, device)
-    weights = trajectory.state_weights(windows.readings, training.loss_normalisation)
     substeps = training.rollout_substeps
-    shooting = trajectory.Shooting(windows, weights, delta_t, substeps, training.fit_window_starts)
-    scoring = trajectory.Shooting(held_out, weights, delta_t, substeps, fit_starts=False)
+    offset = training.log_offset if error_model == "relative" else None
+    shooting = trajectory.Shooting(windows, delta_t, substeps, training.fit_window_starts, offset)
+    scoring = trajectory.Shooting(held_out, delta_t, substeps, fit_starts=False, log_offset=offset)
     generator = torch.Generator(device="cpu").manual_seed(training.seed)
     per_batch = max(1, training.batch_size // training.window)
 
+    prior = _rate_prior(model, shooting, train_states[0], training)
+
     def batch_loss(step: int) -> Tensor:
         index = torch.randint(len(windows), (per_batch,), generator=generator).to(device)
-        return shooting.loss(model, index) + model.penalty(windows.readings[index, 0], training)
+        return shooting.loss(model, index) + model.penalty(windows.readings[index, 0], training) + prior()
 
     def full(loss: trajectory.Shooting) -> float:
         with torch.no_grad():
             return float(loss.loss(model, slice(None)))
 
     def shooting_loss_and_backward() -> Tensor:
-        loss = shooting.loss(model, slice(None)) + model.penalty(windows.readings[:, 0], training)
+        loss = shooting.loss(model, slice(None)) + model.penalty(windows.readings[:, 0], training) + prior()
         if torch.isfinite(loss):
             loss.backward()
         return loss.detach()
@@ -417,6 +422,23 @@ def train_shooting(
         name="trajectory",
     )
     return _fit(model, groups, objective, training, progress)
+
+
+def _rate_prior(
+    model: DynamicsModel, shooting: trajectory.Shooting, readings: np.ndarray, training: TrainingBase
+) -> Callable[[], Tensor]:
+    """The empirical-Bayes prior on log10 k (:func:`.trajectory.rate_prior_weight`) as a loss term, or zero.
+
+    Its width comes from the k the smoothed-derivative warm start fitted, its weight from the readings'
+    noise variance on the shooting loss's scale (:func:`.trajectory.measurement_noise`, median over nodes)
+    and the number of readings compared; both are fixed for the whole shooting fit."""
+    log_k = getattr(model, "log_k", None)
+    if not getattr(training, "rate_prior", False) or log_k is None:
+        return lambda: torch.zeros(())
+    scaled = shooting.scale(torch.as_tensor(readings, dtype=torch.float32)).numpy()
+    noise_var = float(np.median(trajectory.measurement_noise(scaled))) ** 2
+    weight = trajectory.rate_prior_weight(log_k, noise_var, int((shooting.windows.readings > 0).sum()))
+    return lambda: weight * ((log_k - log_k.mean()) ** 2).sum()
 
 
 def train_dynamics(
@@ -451,6 +473,9 @@ def train_dynamics(
         for states in (train_states, validation_states)
     )
     if objective == "trajectory":
+        errors = training.error_model
+        if errors == "auto":
+            errors = trajectory.error_model(train_states[0])
         # the shooting loss is far from convex for a model that does not yet oscillate like the data: an
         # Adam pass on smoothed derivatives first puts the model in the basin that shooting then refines
         warm = train(
@@ -463,8 +488,12 @@ def train_dynamics(
         )
         if warm.status != "ok":
             return warm
-        result = train_shooting(model, train_states, validation_states, training, delta_t, progress=progress)
-        return dataclasses.replace(result, training_time_s=result.training_time_s + warm.training_time_s)
+        result = train_shooting(
+            model, train_states, validation_states, training, delta_t, errors, progress=progress
+        )
+        return dataclasses.replace(
+            result, training_time_s=result.training_time_s + warm.training_time_s, error_model=errors
+        )
     return train(model, train_frames, validation_frames, training, progress=progress, name=objective)
 
 
