@@ -17,7 +17,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from gnnlab.evaluation.figures import save_figures  # noqa: E402
-from gnnlab.models.perturbation import PerturbationGNN, PerturbationMLP  # noqa: E402
+from gnnlab.models.perturbation import PerturbationEnsemble, PerturbationGNN, PerturbationMLP  # noqa: E402
 from gnnlab.systems.perturbation.simulator import (  # noqa: E402
     PerturbationGroundTruth,
     PerturbationObservations,
@@ -62,7 +62,7 @@ def mean_effect(observations: PerturbationObservations) -> np.ndarray:
 
 
 def predictions(
-    model: PerturbationGNN, observations: PerturbationObservations
+    model: PerturbationGNN | PerturbationMLP | PerturbationEnsemble, observations: PerturbationObservations
 ) -> tuple[np.ndarray, np.ndarray]:
     """Held-out knocked gene indices (H,) and the model's predicted changes (H, G)."""
     knocked = observations.gene_index(observations.heldout_perturbations)
@@ -82,6 +82,15 @@ def edge_auroc(embedding_distance: np.ndarray, truth: PerturbationGroundTruth) -
     return float(roc_auc_score(adjacency[upper], -embedding_distance[upper]))
 
 
+def embedded(
+    model: PerturbationGNN | PerturbationMLP | PerturbationEnsemble,
+) -> PerturbationGNN | PerturbationMLP:
+    """The one model whose embedding the insight metrics (edge_auroc, embedding_depth_spearman, curvature)
+    and embedding.png read: ``model`` itself, or an ensemble's member 0. The decoder reads only distances,
+    which a rotation about the origin keeps, so members' points are not aligned and have no mean to read."""
+    return model.members[0] if isinstance(model, PerturbationEnsemble) else model
+
+
 def _geometry(model: PerturbationGNN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Learned points (G, d), pairwise manifold distances (G, G) and distances from the origin (G,)."""
     with torch.no_grad():
@@ -91,38 +100,41 @@ def _geometry(model: PerturbationGNN) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def evaluate(
-    model: PerturbationGNN | PerturbationMLP,
+    model: PerturbationGNN | PerturbationMLP | PerturbationEnsemble,
     observations: PerturbationObservations,
     truth: PerturbationGroundTruth,
 ) -> dict[str, float]:
-    """Held-out effect metrics of the model and of the baselines, and what the embedding learned."""
+    """Held-out effect metrics of the model (an ensemble's mean prediction) and of the baselines, and what
+    the embedding learned (an ensemble's member 0, see :func:`embedded`)."""
     knocked, predicted = predictions(model, observations)
     true = truth.effects_of(observations.heldout_perturbations)
     metrics = effect_metrics(predicted, true, knocked)
     baseline = np.broadcast_to(mean_effect(observations), true.shape)
     metrics.update({f"baseline_{k}": v for k, v in effect_metrics(baseline, true, knocked).items()})
     metrics.update({f"zero_{k}": v for k, v in effect_metrics(np.zeros_like(true), true, knocked).items()})
-    if isinstance(model, PerturbationGNN):
-        _, distance, radius = _geometry(model)
+    geometric = embedded(model)
+    if isinstance(geometric, PerturbationGNN):
+        _, distance, radius = _geometry(geometric)
         if truth.edge_index.shape[1] > 0:
             metrics["edge_auroc"] = edge_auroc(distance, truth)
             metrics["embedding_depth_spearman"] = float(spearmanr(radius, truth.depth).statistic)
-        metrics["curvature"] = model.curvature
+        metrics["curvature"] = geometric.curvature
     return metrics
 
 
 def plot(
-    model: PerturbationGNN | PerturbationMLP,
+    model: PerturbationGNN | PerturbationMLP | PerturbationEnsemble,
     observations: PerturbationObservations,
     truth: PerturbationGroundTruth,
     history: dict[str, list[float]],
     directory: Path,
 ) -> list[Path]:
     """effects.png (predicted vs true held-out changes), loss.png (training loss) and, for the GNN,
-    embedding.png (learned points coloured by true depth)."""
+    embedding.png (learned points coloured by true depth; an ensemble's member 0)."""
     figures = {"effects.png": _plot_effects(model, observations, truth), "loss.png": _plot_loss(history)}
-    if isinstance(model, PerturbationGNN):
-        figures["embedding.png"] = _plot_embedding(model, truth)
+    geometric = embedded(model)
+    if isinstance(geometric, PerturbationGNN):
+        figures["embedding.png"] = _plot_embedding(geometric, truth)
     return save_figures(figures, directory)
 
 

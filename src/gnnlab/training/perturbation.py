@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from gnnlab.config.perturbation import PerturbationTraining
 from gnnlab.errors import TrainingDiverged
-from gnnlab.models.perturbation import PerturbationGNN, PerturbationMLP
+from gnnlab.models.perturbation import PerturbationEnsemble, PerturbationGNN, PerturbationMLP, member_seed
 from gnnlab.systems.perturbation.simulator import PerturbationObservations
 
 
@@ -65,7 +65,7 @@ def check_finite(model: PerturbationGNN | PerturbationMLP, loss: Tensor, step: i
 
 
 def train(
-    model: PerturbationGNN | PerturbationMLP,
+    model: PerturbationGNN | PerturbationMLP | PerturbationEnsemble,
     observations: PerturbationObservations,
     training: PerturbationTraining,
     *,
@@ -73,6 +73,8 @@ def train(
 ) -> PerturbationTrainResult:
     """Fit ``model`` to the measured effects of the training knock-downs, in place; never raises on
     divergence (the result says so instead)."""
+    if isinstance(model, PerturbationEnsemble):
+        return train_ensemble(model, observations, training, progress=progress)
     if training.n_threads:
         torch.set_num_threads(training.n_threads)
     labels, effects = observations.effects()
@@ -117,7 +119,39 @@ def train(
     return PerturbationTrainResult("ok", "", final, time.perf_counter() - start, step, history)
 
 
-def full_loss(model: PerturbationGNN | PerturbationMLP, knocked: Tensor, targets: Tensor) -> float:
+def train_ensemble(
+    ensemble: PerturbationEnsemble,
+    observations: PerturbationObservations,
+    training: PerturbationTraining,
+    *,
+    progress: bool = True,
+) -> PerturbationTrainResult:
+    """Train the members one after another, member k with batch order from ``member_seed(seed, k)`` (its
+    initialisation came from the same seed), each under :func:`train`'s non-finite checks; the first member
+    that diverges ends the run, named. Times and steps are summed over members; the history is member 0's
+    (what the loss plot shows) plus each finished member's final loss; ``final_loss`` is the ensemble's."""
+    results = []
+    for k, member in enumerate(ensemble.members):
+        own = training.model_copy(update={"seed": member_seed(training.seed, k)})
+        results.append(train(member, observations, own, progress=progress))
+        if results[-1].status != "ok":
+            break
+    seconds = sum(r.training_time_s for r in results)
+    steps = sum(r.optimiser_steps for r in results)
+    history = {**results[0].history, "member_final_loss": [r.final_loss for r in results if r.status == "ok"]}
+    last = results[-1]
+    if last.status != "ok":
+        message = f"ensemble member {len(results) - 1}: {last.message}"
+        return PerturbationTrainResult(last.status, message, None, seconds, steps, history)
+    labels, effects = observations.effects()
+    knocked = torch.as_tensor(observations.gene_index(labels))
+    final = full_loss(ensemble, knocked, torch.as_tensor(effects))
+    return PerturbationTrainResult("ok", "", final, seconds, steps, history)
+
+
+def full_loss(
+    model: PerturbationGNN | PerturbationMLP | PerturbationEnsemble, knocked: Tensor, targets: Tensor
+) -> float:
     """Mean squared error over every training knock-down, without gradients."""
     with torch.no_grad():
         return float(np.mean(((model.predict(knocked) - targets) ** 2).numpy()))
