@@ -8,6 +8,7 @@ printed from every row there, so cases can be run in separate invocations.
     python bench/metabolism_noise.py                                  # every case, objective auto, 3 seeds
     python bench/metabolism_noise.py --cases meas_0.01 --objectives derivative trajectory smoothed_derivative
     python bench/metabolism_noise.py --seeds 0 --cases clean          # a quick look
+    python bench/metabolism_noise.py --cases relative_5% --set training.rate_prior=false  # a choice's worth
 
 Targets (issue 6, median over 3 training seeds, <= 10 min per run on 2 cores): clean >= 0.998,
 measurement noise 0.01 >= 0.95, 0.05 >= 0.85, relative 5 % >= 0.95, process noise 0.01 >= 0.98, mixed >= 0.98
@@ -74,6 +75,14 @@ def main() -> None:
         "config for mixed, whose file sets smoothed_derivative)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run, e.g. training.rate_prior=false (a variant: its rows are kept "
+        "apart from the default's)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -89,6 +98,7 @@ def main() -> None:
                 for seed in args.seeds:
                     settings = [
                         *overrides,
+                        *args.set,
                         f"training.objective={objective}",
                         f"training.seed={seed}",
                         f"training.n_threads={args.threads}",
@@ -105,9 +115,11 @@ def main() -> None:
                         progress=False,
                         plots=False,
                     )
+                    variant = " ".join(args.set)
                     row = {
                         "case": case,
                         "objective": objective,
+                        "variant": variant,
                         "ran": metrics.get("objective"),
                         "seed": seed,
                         "status": metrics["status"],
@@ -117,13 +129,12 @@ def main() -> None:
                         "load_1min_at_start": load,
                         "threads": args.threads,
                     }
-                    rows = [
-                        r for r in rows if (r["case"], r["objective"], r["seed"]) != (case, objective, seed)
-                    ]
+                    key = (case, objective, variant, seed)
+                    rows = [r for r in rows if _key(r) != key]
                     rows.append(row)
                     results.write_text(json.dumps({"runs": rows, "summary": _summary(rows)}, indent=2))
                     print(
-                        f"{case:>13} {objective:>20} (ran {row['ran']}) seed {seed}: "
+                        f"{case:>13} {objective:>20} {variant} (ran {row['ran']}) seed {seed}: "
                         f"R2 {row['rate_constants_R2']}  {row['wall_min']:.1f} min (load {load:.1f})",
                         flush=True,
                     )
@@ -133,14 +144,16 @@ def main() -> None:
 def _summary(rows: list[dict]) -> list[dict]:
     summary = []
     for case in CASES:
-        for objective in sorted({r["objective"] for r in rows if r["case"] == case}):
-            group = [r for r in rows if r["case"] == case and r["objective"] == objective]
+        variants = sorted({(r["objective"], r.get("variant", "")) for r in rows if r["case"] == case})
+        for objective, variant in variants:
+            group = [r for r in rows if _key(r)[:3] == (case, objective, variant)]
             scores = [r["rate_constants_R2"] for r in group if r["rate_constants_R2"] is not None]
             median = statistics.median(scores) if scores else None
             summary.append(
                 {
                     "case": case,
                     "objective": objective,
+                    "variant": variant,
                     "ran": sorted({str(r["ran"]) for r in group}),
                     "seeds": sorted(r["seed"] for r in group),
                     "median_R2": median,
@@ -157,6 +170,11 @@ def _summary(rows: list[dict]) -> list[dict]:
     return summary
 
 
+def _key(row: dict) -> tuple:
+    """What a row is a measurement of; rows written before variants existed are the default's."""
+    return row["case"], row["objective"], row.get("variant", ""), row["seed"]
+
+
 def _median(values: list) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -164,10 +182,11 @@ def _median(values: list) -> float | None:
 
 def _print(summary: list[dict]) -> None:
     header = (
-        "case | objective | ran | seeds | median R² | worst R² | practical n / R² | max wall min | target"
+        "case | objective | variant | ran | seeds | median R² | worst R² | practical n / R² | max wall min "
+        "| target"
     )
     print(f"\n| {header} |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for entry in summary:
         n_practical = entry["median_n_practically_identifiable"]
         practical = f"{'n/a' if n_practical is None else int(n_practical)} / "
@@ -175,6 +194,7 @@ def _print(summary: list[dict]) -> None:
         cells = [
             entry["case"],
             entry["objective"],
+            entry["variant"] or "default",
             "/".join(entry["ran"]),
             " ".join(str(s) for s in entry["seeds"]),
             _fmt(entry["median_R2"]),

@@ -150,8 +150,8 @@ class MetabolismTraining(TrainingBase):
     )
     rate_prior: bool = Field(
         True,
-        description="trajectory: a Gaussian prior on log10 k whose width is estimated from the warm start's "
-        "k (empirical Bayes): k the readings leave free move to the network's scale instead of wandering.",
+        description="trajectory: a Gaussian prior on log10 k, its width estimated from the k fitted so far "
+        "(empirical Bayes): k the readings leave free move to the network's scale instead of wandering.",
     )
     log_offset: PositiveFloat = Field(
         0.01,

@@ -385,7 +385,7 @@ def train_shooting(
     generator = torch.Generator(device="cpu").manual_seed(training.seed)
     per_batch = max(1, training.batch_size // training.window)
 
-    prior = _rate_prior(model, shooting, train_states[0], training)
+    prior = _RatePrior(model, shooting, train_states[0], training)
 
     def batch_loss(step: int) -> Tensor:
         index = torch.randint(len(windows), (per_batch,), generator=generator).to(device)
@@ -401,6 +401,11 @@ def train_shooting(
             loss.backward()
         return loss.detach()
 
+    def refine(history: dict[str, list[float]]) -> int:
+        prior.estimate()
+        parameters = [p for p in [*model.parameters(), shooting.starts] if p.requires_grad]
+        return _lbfgs(parameters, training, history, progress, shooting_loss_and_backward)
+
     groups = model.param_groups(training)
     if training.fit_window_starts:
         groups.append(
@@ -410,13 +415,7 @@ def train_shooting(
         batch_loss=batch_loss,
         train_loss=lambda: full(shooting),
         held_out_loss=lambda: full(scoring),
-        refine=lambda history: _lbfgs(
-            [p for p in [*model.parameters(), shooting.starts] if p.requires_grad],
-            training,
-            history,
-            progress,
-            shooting_loss_and_backward,
-        ),
+        refine=refine,
         frames_per_step=per_batch * training.window,
         total_steps=math.ceil(len(windows) * training.data_augmentation_loop / per_batch) * training.n_epochs,
         name="trajectory",
@@ -424,21 +423,41 @@ def train_shooting(
     return _fit(model, groups, objective, training, progress)
 
 
-def _rate_prior(
-    model: DynamicsModel, shooting: trajectory.Shooting, readings: np.ndarray, training: TrainingBase
-) -> Callable[[], Tensor]:
-    """The empirical-Bayes prior on log10 k (:func:`.trajectory.rate_prior_weight`) as a loss term, or zero.
+class _RatePrior:
+    """The empirical-Bayes prior on log10 k (:func:`.trajectory.rate_prior_weight`) as a loss term; zero
+    for a model without ``log_k`` or with ``rate_prior`` off.
 
-    Its width comes from the k the smoothed-derivative warm start fitted, its weight from the readings'
-    noise variance on the shooting loss's scale (:func:`.trajectory.measurement_noise`, median over nodes)
-    and the number of readings compared; both are fixed for the whole shooting fit."""
-    log_k = getattr(model, "log_k", None)
-    if not getattr(training, "rate_prior", False) or log_k is None:
-        return lambda: torch.zeros(())
-    scaled = shooting.scale(torch.as_tensor(readings, dtype=torch.float32)).numpy()
-    noise_var = float(np.median(trajectory.measurement_noise(scaled))) ** 2
-    weight = trajectory.rate_prior_weight(log_k, noise_var, int((shooting.windows.readings > 0).sum()))
-    return lambda: weight * ((log_k - log_k.mean()) ** 2).sum()
+    Its weight needs the readings' noise variance on the shooting loss's scale
+    (:func:`.trajectory.measurement_noise`, median over nodes), the number of readings compared, and a
+    width from the k fitted so far: first the smoothed-derivative warm start's, then (:meth:`estimate`,
+    before L-BFGS) the Adam shooting phase's, which are closer to the data and so spread less by error."""
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        shooting: trajectory.Shooting,
+        readings: np.ndarray,
+        training: TrainingBase,
+    ):
+        self.log_k: Tensor | None = (
+            getattr(model, "log_k", None) if getattr(training, "rate_prior", False) else None
+        )
+        self.weight = 0.0
+        if self.log_k is not None:
+            scaled = shooting.scale(torch.as_tensor(readings, dtype=torch.float32)).numpy()
+            self.noise_var = float(np.median(trajectory.measurement_noise(scaled))) ** 2
+            self.n_readings = int((shooting.windows.readings > 0).sum())
+            self.estimate()
+
+    def estimate(self) -> None:
+        """Set the prior's width from ``log_k`` as it is now."""
+        if self.log_k is not None:
+            self.weight = trajectory.rate_prior_weight(self.log_k, self.noise_var, self.n_readings)
+
+    def __call__(self) -> Tensor:
+        if self.log_k is None:
+            return torch.zeros(())
+        return self.weight * ((self.log_k - self.log_k.mean()) ** 2).sum()
 
 
 def train_dynamics(
