@@ -385,7 +385,8 @@ def train_shooting(
     generator = torch.Generator(device="cpu").manual_seed(training.seed)
     per_batch = max(1, training.batch_size // training.window)
 
-    prior = _RatePrior(model, shooting, train_states[0], training)
+    log_k = getattr(model, "log_k", None) if getattr(training, "rate_prior", False) else None
+    prior = trajectory.RatePrior(log_k, shooting, train_states[0])
 
     def batch_loss(step: int) -> Tensor:
         index = torch.randint(len(windows), (per_batch,), generator=generator).to(device)
@@ -421,43 +422,6 @@ def train_shooting(
         name="trajectory",
     )
     return _fit(model, groups, objective, training, progress)
-
-
-class _RatePrior:
-    """The empirical-Bayes prior on log10 k (:func:`.trajectory.rate_prior_weight`) as a loss term; zero
-    for a model without ``log_k`` or with ``rate_prior`` off.
-
-    Its weight needs the readings' noise variance on the shooting loss's scale
-    (:func:`.trajectory.measurement_noise`, median over nodes), the number of readings compared, and a
-    width from the k fitted so far: first the smoothed-derivative warm start's, then (:meth:`estimate`,
-    before L-BFGS) the Adam shooting phase's, which are closer to the data and so spread less by error."""
-
-    def __init__(
-        self,
-        model: DynamicsModel,
-        shooting: trajectory.Shooting,
-        readings: np.ndarray,
-        training: TrainingBase,
-    ):
-        self.log_k: Tensor | None = (
-            getattr(model, "log_k", None) if getattr(training, "rate_prior", False) else None
-        )
-        self.weight = 0.0
-        if self.log_k is not None:
-            scaled = shooting.scale(torch.as_tensor(readings, dtype=torch.float32)).numpy()
-            self.noise_var = float(np.median(trajectory.measurement_noise(scaled))) ** 2
-            self.n_readings = int((shooting.windows.readings > 0).sum())
-            self.estimate()
-
-    def estimate(self) -> None:
-        """Set the prior's width from ``log_k`` as it is now."""
-        if self.log_k is not None:
-            self.weight = trajectory.rate_prior_weight(self.log_k, self.noise_var, self.n_readings)
-
-    def __call__(self) -> Tensor:
-        if self.log_k is None:
-            return torch.zeros(())
-        return self.weight * ((self.log_k - self.log_k.mean()) ** 2).sum()
 
 
 def train_dynamics(

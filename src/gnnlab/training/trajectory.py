@@ -243,7 +243,8 @@ class Shooting(nn.Module):
         super().__init__()
         self.windows, self.log_offset = windows, log_offset
         self.h, self.substeps = delta_t / substeps, substeps
-        self.starts = nn.Parameter(self.scale(windows.readings[:, 0]).clone(), requires_grad=fit_starts)
+        self.targets = self.scale(windows.readings)  # the readings on the loss's scale, computed once
+        self.starts = nn.Parameter(self.targets[:, 0].clone(), requires_grad=fit_starts)
 
     def scale(self, states: Tensor) -> Tensor:
         """States on the scale readings are compared on: c, or ln(c + log_offset)."""
@@ -264,9 +265,8 @@ class Shooting(nn.Module):
     def loss(self, model: DynamicsModel, index: Tensor | slice) -> Tensor:
         """Mean squared error of predicted against read states on the error model's scale; zero readings
         (censored) are out."""
-        readings = self.windows.readings[index]
-        mask = (readings > 0).float()
-        error = (self.scale(self.predict(model, index)) - self.scale(readings)) ** 2
+        mask = (self.windows.readings[index] > 0).float()
+        error = (self.scale(self.predict(model, index)) - self.targets[index]) ** 2
         return (error * mask).sum() / mask.sum().clamp_min(1.0)
 
 
@@ -287,7 +287,36 @@ def rate_prior_weight(log_k: Tensor, noise_var: float, n_readings: int) -> float
     return noise_var / (n_readings * max(tau, 1e-6) ** 2)
 
 
+class RatePrior:
+    """The empirical-Bayes prior on log10 k (:func:`rate_prior_weight`) as a loss term; zero when ``log_k``
+    is None (a model without rate constants, or ``rate_prior`` off).
+
+    Its weight needs the readings' noise variance on the shooting loss's scale (:func:`measurement_noise`
+    of ``readings`` (runs, T, N), median over nodes), the number of readings compared, and a width from the
+    k fitted so far: first the smoothed-derivative warm start's, then (:meth:`estimate`, before L-BFGS) the
+    Adam shooting phase's, which are closer to the data and so spread less by error."""
+
+    def __init__(self, log_k: Tensor | None, shooting: Shooting, readings: np.ndarray):
+        self.log_k, self.weight = log_k, 0.0
+        if log_k is not None:
+            scaled = shooting.scale(torch.as_tensor(readings, dtype=torch.float32)).numpy()
+            self.noise_var = float(np.median(measurement_noise(scaled))) ** 2
+            self.n_readings = int((shooting.windows.readings > 0).sum())
+            self.estimate()
+
+    def estimate(self) -> None:
+        """Set the prior's width from ``log_k`` as it is now."""
+        if self.log_k is not None:
+            self.weight = rate_prior_weight(self.log_k, self.noise_var, self.n_readings)
+
+    def __call__(self) -> Tensor:
+        if self.log_k is None:
+            return torch.zeros(())
+        return self.weight * ((self.log_k - self.log_k.mean()) ** 2).sum()
+
+
 __all__ = [
+    "RatePrior",
     "Shooting",
     "Windows",
     "below_floor_mask",
