@@ -122,6 +122,17 @@ def test_shooting_loss_vanishes_for_the_true_field_and_not_for_a_wrong_one():
         assert float(shooting.loss(Decay(0.2), slice(None))) > 1e-3
 
 
+def test_the_shooting_residuals_square_to_the_shooting_loss_that_their_curvature_preconditions():
+    data = decay_data(noise=0.05)
+    windows = Windows.cut(data, np.zeros_like(data), 10, torch.device("cpu"))
+    shooting = Shooting(windows, 0.1, 1, fit_starts=False, log_offset=0.01)
+    with torch.no_grad():
+        loss = float(shooting.loss(Decay(0.2), slice(None)))
+        residuals = shooting.residuals(Decay(0.2), slice(None))
+    assert loss > 1e-3
+    assert float((residuals**2).sum()) == pytest.approx(loss, rel=1e-5)
+
+
 def test_relative_errors_weigh_a_ten_per_cent_miss_alike_at_every_level():
     def loss_of_missing_by_ten_per_cent(level: float, log_offset: float | None) -> float:
         data = np.full((1, 2, 1), level)  # one node, one interval, constant

@@ -34,5 +34,11 @@ class TrainingBase(Section):
     lbfgs_iterations: int = Field(
         600, ge=0, description="Full-batch L-BFGS iterations after the Adam phase (0 turns it off)."
     )
+    lbfgs_preconditioner: Literal["none", "gauss_newton"] = Field(
+        "none",
+        description="gauss_newton: L-BFGS steps in parameters rescaled by the Gauss-Newton diagonal, "
+        "estimated once before it starts (derivative objectives). For losses whose parameters differ in "
+        "curvature by decades, as rate constants on empty and full pools do.",
+    )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     n_threads: PositiveInt | None = Field(None, description="torch CPU threads (default: all cores).")

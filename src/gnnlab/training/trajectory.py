@@ -265,9 +265,17 @@ class Shooting(nn.Module):
     def loss(self, model: DynamicsModel, index: Tensor | slice) -> Tensor:
         """Mean squared error of predicted against read states on the error model's scale; zero readings
         (censored) are out."""
+        mask, error = self._errors(model, index)
+        return (error**2 * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def residuals(self, model: DynamicsModel, index: Tensor | slice) -> Tensor:
+        """The errors whose summed square is :meth:`loss` (for its Gauss-Newton curvature)."""
+        mask, error = self._errors(model, index)
+        return error * mask / mask.sum().clamp_min(1.0).sqrt()
+
+    def _errors(self, model: DynamicsModel, index: Tensor | slice) -> tuple[Tensor, Tensor]:
         mask = (self.windows.readings[index] > 0).float()
-        error = (self.scale(self.predict(model, index)) - self.targets[index]) ** 2
-        return (error * mask).sum() / mask.sum().clamp_min(1.0)
+        return mask, self.scale(self.predict(model, index)) - self.targets[index]
 
 
 def rate_prior_weight(log_k: Tensor, noise_var: float, n_readings: int) -> float:
