@@ -77,6 +77,32 @@ def test_a_run_past_its_timeout_is_killed_and_failed(tmp_path, cache):
     assert executor.running() == []
 
 
+def test_an_interrupt_while_a_run_starts_is_delivered_after_the_run_is_recorded(tmp_path, monkeypatch):
+    from gnnlab.explore import executor as executor_module
+
+    real_start_time = executor_module._start_time
+
+    def start_time_then_interrupted(pid: int) -> str:  # SIGTERM lands between the fork and the pid file
+        signal.raise_signal(signal.SIGTERM)
+        return real_start_time(pid)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executor_module, "_start_time", start_time_then_interrupted)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    executor = LocalExecutor(1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            executor.submit(RunSpec(1, "system: nope\n", tmp_path / "iter" / "run", timeout_s=120))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    pid, started = (tmp_path / "iter" / "run.pid").read_text().split()
+    assert executor.running() == [1] and started != "?"
+    executor.shutdown()
+    assert executor.running() == []
+
+
 def _snapshot(out: Path) -> dict[int, tuple]:
     if not (out / STORE_FILE).is_file():
         return {}

@@ -17,6 +17,7 @@ Contract:
 """
 
 import abc
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,10 @@ class LocalExecutor(Executor):
         config_path = folder / "config.yaml"
         config_path.write_text(spec.config_yaml)
         args = self._command(spec, config_path)
+        with _interrupts_held():
+            self._start(spec, args, folder)
+
+    def _start(self, spec: RunSpec, args: list[str], folder: Path) -> None:
         popen = None
         if self.start == "fork" and spec.code_dir is None:
             pid = _fork_run(args, folder, self.threads)
@@ -210,6 +216,27 @@ class LocalExecutor(Executor):
         for proc in self._running.values():
             proc.kill()
         self._running.clear()
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block is done, then deliver them. A run is started, its pid file written
+    and it is registered for :meth:`LocalExecutor.shutdown` as one step: an interrupt in between would leave
+    a run that no one kills (or an empty pid file). Python runs signal handlers in the main thread only, so
+    elsewhere there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:
+        signal.raise_signal(caught[0])
 
 
 def _fork_run(args: list[str], folder: Path, threads: int) -> int:
