@@ -14,7 +14,8 @@ from gnnlab.training import FrameTensors, _frame_residuals, _gauss_newton_diagon
 
 def _solve_badly_scaled_least_squares(preconditioner: str, iterations: int) -> Tensor:
     """min sum (a * x - a)^2 over x in R^40 with a from 1 to 10^1.5: curvatures a^2 span three decades (within
-    the damping's reach), the answer is x = 1 everywhere. Returns |x - 1| after the refinement."""
+    the damping's reach), the answer is x = 1 everywhere. Returns |x - 1| after the refinement, whose first
+    2 iterations are unscaled when preconditioned."""
     a = torch.logspace(0, 1.5, 40)
     x = nn.Parameter(torch.zeros(40))
 
@@ -24,15 +25,49 @@ def _solve_badly_scaled_least_squares(preconditioner: str, iterations: int) -> T
         return loss.detach()
 
     settings = load_config(
-        None, [f"training.lbfgs_iterations={iterations}", f"training.lbfgs_preconditioner={preconditioner}"]
+        None,
+        [
+            f"training.lbfgs_iterations={iterations}",
+            f"training.lbfgs_preconditioner={preconditioner}",
+            "training.lbfgs_curvature_every=2",
+        ],
     ).training
     _lbfgs([x], settings, {"lbfgs_loss": []}, False, loss_and_backward, lambda params: [a**2])
     return (x.detach() - 1.0).abs()
 
 
 def test_gauss_newton_rescaling_solves_curvatures_spread_over_three_decades_where_plain_lbfgs_crawls():
-    assert _solve_badly_scaled_least_squares("gauss_newton", iterations=8).max() < 1e-3
-    assert _solve_badly_scaled_least_squares("none", iterations=8).max() > 0.1
+    assert _solve_badly_scaled_least_squares("gauss_newton", iterations=10).max() < 1e-3
+    assert _solve_badly_scaled_least_squares("none", iterations=10).max() > 0.1
+
+
+def test_curvature_is_read_after_the_unscaled_run_then_after_runs_of_doubling_length():
+    """N = 1 unscaled iteration, then rescaled runs of 1, 2 and 4: three readings in 8 iterations. (A unit
+    diagonal leaves the three decades unscaled, so no run ends early by converging.)"""
+    a = torch.logspace(0, 1.5, 40)
+    x = nn.Parameter(torch.zeros(40))
+    read_at: list[Tensor] = []
+
+    def loss_and_backward() -> Tensor:
+        loss = ((a * x - a) ** 2).sum()
+        loss.backward()
+        return loss.detach()
+
+    def curvature(params: list[Tensor]) -> list[Tensor]:
+        read_at.append(params[0].detach().clone())
+        return [torch.ones(40)]
+
+    settings = load_config(
+        None,
+        [
+            "training.lbfgs_iterations=8",
+            "training.lbfgs_preconditioner=gauss_newton",
+            "training.lbfgs_curvature_every=1",
+        ],
+    ).training
+    assert _lbfgs([x], settings, {"lbfgs_loss": []}, False, loss_and_backward, curvature) == 8
+    assert len(read_at) == 3
+    assert read_at[0].abs().max() > 0  # not where the refinement started
 
 
 class _VectorField(nn.Module):

@@ -36,9 +36,13 @@ class TrainingBase(Section):
     )
     lbfgs_preconditioner: Literal["none", "gauss_newton"] = Field(
         "none",
-        description="gauss_newton: L-BFGS steps in parameters rescaled by the Gauss-Newton diagonal, "
-        "estimated once before it starts (derivative objectives). For losses whose parameters differ in "
-        "curvature by decades, as rate constants on empty and full pools do.",
+        description="gauss_newton: after lbfgs_curvature_every unscaled iterations, L-BFGS steps in "
+        "parameters rescaled by the loss's Gauss-Newton diagonal, read afresh every lbfgs_curvature_every "
+        "iterations. For losses whose parameters differ in curvature by decades, as rate constants on empty "
+        "and full pools do.",
+    )
+    lbfgs_curvature_every: PositiveInt = Field(
+        400, description="L-BFGS iterations between readings of the curvature (lbfgs_preconditioner)."
     )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     n_threads: PositiveInt | None = Field(None, description="torch CPU threads (default: all cores).")
