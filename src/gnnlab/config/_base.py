@@ -37,12 +37,12 @@ class TrainingBase(Section):
     lbfgs_preconditioner: Literal["none", "gauss_newton"] = Field(
         "none",
         description="gauss_newton: after lbfgs_curvature_every unscaled iterations, L-BFGS steps in "
-        "parameters rescaled by the loss's Gauss-Newton diagonal, read afresh every lbfgs_curvature_every "
-        "iterations. For losses whose parameters differ in curvature by decades, as rate constants on empty "
-        "and full pools do.",
+        "parameters rescaled by the loss's Gauss-Newton diagonal, read afresh after 1, 2, 4, ... times as "
+        "many more; a stalled run ends it. For losses whose parameters differ in curvature by decades, as "
+        "rate constants on empty and full pools do.",
     )
     lbfgs_curvature_every: PositiveInt = Field(
-        400, description="L-BFGS iterations between readings of the curvature (lbfgs_preconditioner)."
+        400, description="L-BFGS iterations before the first reading of the curvature (lbfgs_preconditioner)."
     )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     n_threads: PositiveInt | None = Field(None, description="torch CPU threads (default: all cores).")
