@@ -1,6 +1,8 @@
 """Gauss-Newton preconditioning of the L-BFGS refinement: the curvature estimate is the loss's, and the
 rescaled steps solve what unscaled ones crawl along."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -11,16 +13,18 @@ from gnnlab.models import build_model
 from gnnlab.systems.metabolism.simulator import MetabolismSystem
 from gnnlab.training import FrameTensors, _frame_residuals, _gauss_newton_diagonal, _lbfgs, loss_weights
 
+A = torch.logspace(0, 1.5, 40)  # curvatures A^2 span three decades (within the damping's reach)
 
-def _solve_badly_scaled_least_squares(preconditioner: str, iterations: int) -> Tensor:
-    """min sum (a * x - a)^2 over x in R^40 with a from 1 to 10^1.5: curvatures a^2 span three decades (within
-    the damping's reach), the answer is x = 1 everywhere. Returns |x - 1| after the refinement, whose first
-    2 iterations are unscaled when preconditioned."""
-    a = torch.logspace(0, 1.5, 40)
+
+def _refine_badly_scaled_least_squares(
+    preconditioner: str, iterations: int, every: int, curvature: Callable[[list[Tensor]], list[Tensor]]
+) -> tuple[Tensor, int]:
+    """min sum (A * x - A)^2 over x in R^40 from x = 0, whose answer is x = 1 everywhere. Returns x after the
+    refinement and the iterations it ran."""
     x = nn.Parameter(torch.zeros(40))
 
     def loss_and_backward() -> Tensor:
-        loss = ((a * x - a) ** 2).sum()
+        loss = ((A * x - A) ** 2).sum()
         loss.backward()
         return loss.detach()
 
@@ -29,11 +33,18 @@ def _solve_badly_scaled_least_squares(preconditioner: str, iterations: int) -> T
         [
             f"training.lbfgs_iterations={iterations}",
             f"training.lbfgs_preconditioner={preconditioner}",
-            "training.lbfgs_curvature_every=2",
+            f"training.lbfgs_curvature_every={every}",
         ],
     ).training
-    _lbfgs([x], settings, {"lbfgs_loss": []}, False, loss_and_backward, lambda params: [a**2])
-    return (x.detach() - 1.0).abs()
+    ran = _lbfgs([x], settings, {"lbfgs_loss": []}, False, loss_and_backward, curvature)
+    return x.detach(), ran
+
+
+def _solve_badly_scaled_least_squares(preconditioner: str, iterations: int) -> Tensor:
+    """|x - 1| after the refinement with the exact curvature, whose first 2 iterations are unscaled when
+    preconditioned."""
+    x, _ = _refine_badly_scaled_least_squares(preconditioner, iterations, 2, lambda params: [A**2])
+    return (x - 1.0).abs()
 
 
 def test_gauss_newton_rescaling_solves_curvatures_spread_over_three_decades_where_plain_lbfgs_crawls():
@@ -44,28 +55,14 @@ def test_gauss_newton_rescaling_solves_curvatures_spread_over_three_decades_wher
 def test_curvature_is_read_after_the_unscaled_run_then_after_runs_of_doubling_length():
     """N = 1 unscaled iteration, then rescaled runs of 1, 2 and 4: three readings in 8 iterations. (A unit
     diagonal leaves the three decades unscaled, so no run ends early by converging.)"""
-    a = torch.logspace(0, 1.5, 40)
-    x = nn.Parameter(torch.zeros(40))
     read_at: list[Tensor] = []
-
-    def loss_and_backward() -> Tensor:
-        loss = ((a * x - a) ** 2).sum()
-        loss.backward()
-        return loss.detach()
 
     def curvature(params: list[Tensor]) -> list[Tensor]:
         read_at.append(params[0].detach().clone())
         return [torch.ones(40)]
 
-    settings = load_config(
-        None,
-        [
-            "training.lbfgs_iterations=8",
-            "training.lbfgs_preconditioner=gauss_newton",
-            "training.lbfgs_curvature_every=1",
-        ],
-    ).training
-    assert _lbfgs([x], settings, {"lbfgs_loss": []}, False, loss_and_backward, curvature) == 8
+    _, ran = _refine_badly_scaled_least_squares("gauss_newton", 8, 1, curvature)
+    assert ran == 8
     assert len(read_at) == 3
     assert read_at[0].abs().max() > 0  # not where the refinement started
 

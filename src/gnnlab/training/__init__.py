@@ -311,7 +311,7 @@ def _lbfgs(
             length = training.lbfgs_iterations - done
             if preconditioned:  # N unscaled, then rescaled runs of N, 2N, 4N, ...
                 length = min(length, training.lbfgs_curvature_every * 2 ** max(segment - 1, 0))
-            if preconditioned and segment > 0:
+            if segment > 0:  # only a preconditioned refinement gets past its first run
                 rescaled = _Rescaled(params, curvature(params), loss_and_backward)
                 ran, stopped = _lbfgs_run(rescaled.steps, rescaled.loss_and_backward, length, history, bar)
                 rescaled.apply()
