@@ -93,6 +93,22 @@ def test_monotonicity_penalty_is_zero_for_mass_action_and_positive_for_a_decreas
     assert model.penalty(c, training).item() > 0.0
 
 
+def test_monotonicity_penalty_reads_g_at_every_substrate_order_of_a_mixed_network(tiny_config):
+    """Random mass-balanced reactions bring order-2 substrates: the penalty must see both orders' g."""
+    mixed = {"cycle_fraction": 0.5, "integrator": "lsoda", "n_frames": 20}
+    config = tiny_config.model_copy(update={"simulation": tiny_config.simulation.model_copy(update=mixed)})
+    observations, truth = get_system("metabolism").simulate(config.simulation)
+    model = build_model(config, observations)
+    assert torch.unique(model.slot_order).tolist() == [1.0, 2.0]
+    training = config.training.model_copy(update={"coeff_MLP_sub_diff": 1.0})
+    c = torch.as_tensor(observations.concentrations[0, :8])
+    _set_mass_action(model, truth.log_k)
+    assert model.penalty(c, training).item() == 0.0
+    with torch.no_grad():
+        model.substrate.linear.weight.copy_(torch.tensor([[-1.0]]))
+    assert model.penalty(c, training).item() > 0.0
+
+
 def test_node_l1_penalty_is_off_by_default_and_positive_when_set(simulated):
     config, observations, _ = simulated
     model = build_model(config, observations)
