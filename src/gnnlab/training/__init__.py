@@ -29,7 +29,10 @@ from gnnlab.models import DynamicsModel
 from gnnlab.systems import Frames, Observations
 from gnnlab.training import perturbation, trajectory
 
-FULL_BATCH_CHUNK = 4096  # frames per forward pass when a step uses every frame
+# (frame, node) entries per forward pass when a step uses every frame: chunks that stay in cache ran the
+# 400-metabolite network's full-batch loss and gradient 1.8x faster than 4,096-frame chunks (0.61 s vs 1.11 s
+# on 2 threads), and the 100-metabolite one's alike; memory stays flat whatever the dataset size
+FULL_BATCH_ENTRIES = 2**17
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +60,9 @@ class FrameTensors:
     def batch(self, index: Tensor) -> "FrameTensors":
         return FrameTensors(self.states[index], self.inputs[index], self.targets[index], self.mask[index])
 
-    def chunks(self, size: int = FULL_BATCH_CHUNK):
+    def chunks(self, size: int | None = None):
+        """Consecutive batches of ``size`` frames (default: :data:`FULL_BATCH_ENTRIES` entries each)."""
+        size = size or max(1, FULL_BATCH_ENTRIES // max(1, self.states[0].numel()))
         for start in range(0, len(self), size):
             yield self.batch(slice(start, start + size))
 
