@@ -30,11 +30,16 @@ def test_an_untrained_model_does_not_recover_rate_constants(small_config, cache,
 
 
 def test_a_small_noisy_system_is_recovered_by_shooting_where_forward_differences_fail(tmp_path):
-    """Measurement noise 0.05 on 400 frames: a forward difference divides it by Δt, a shooting window
-    averages it over ten intervals (issue 6). Measured: derivative 0.04, trajectory 0.9995."""
+    """Measurement noise 0.05 on 400 frames 0.02 apart: a forward difference divides it by Δt, a shooting
+    window averages it over ten intervals (issue 6). Measured: derivative -2.07, trajectory 0.935.
+
+    At Δt = 0.1 the differences are five times less noisy, and with the Gauss-Newton preconditioner (the
+    default since) their least-squares fit converged to 0.9957, against 0.9963 for shooting: that system no
+    longer told the objectives apart (plain L-BFGS had left the derivative objective at 0.04 there)."""
     small_noisy = [
         *SMALL,
         "simulation.n_frames=400",
+        "simulation.delta_t=0.02",
         "simulation.measurement_noise_level=0.05",
         "training.n_threads=1",
         "training.lbfgs_iterations=600",  # every reading counts alike in shooting: slower to converge
@@ -46,5 +51,5 @@ def test_a_small_noisy_system_is_recovered_by_shooting_where_forward_differences
             config, tmp_path / objective, cache_dir=tmp_path / "cache", progress=False, plots=False
         )
         r2[objective] = metrics["rate_constants_R2"]
-    assert r2["trajectory"] >= 0.95
+    assert r2["trajectory"] >= 0.9
     assert r2["derivative"] < 0.5

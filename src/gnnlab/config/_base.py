@@ -35,14 +35,15 @@ class TrainingBase(Section):
         600, ge=0, description="Full-batch L-BFGS iterations after the Adam phase (0 turns it off)."
     )
     lbfgs_preconditioner: Literal["none", "gauss_newton"] = Field(
-        "none",
+        "gauss_newton",
         description="gauss_newton: after lbfgs_curvature_every unscaled iterations, L-BFGS steps in "
         "parameters rescaled by the loss's Gauss-Newton diagonal, read afresh after 1, 2, 4, ... times as "
         "many more; a stalled run ends it. For losses whose parameters differ in curvature by decades, as "
-        "rate constants on empty and full pools do.",
+        "rate constants on empty and full pools do (metabolism; trainers without a curvature reading, "
+        "signal's and flyvis', run plain L-BFGS whatever this says).",
     )
     lbfgs_curvature_every: PositiveInt = Field(
-        400, description="L-BFGS iterations before the first reading of the curvature (lbfgs_preconditioner)."
+        100, description="L-BFGS iterations before the first reading of the curvature (lbfgs_preconditioner)."
     )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     n_threads: PositiveInt | None = Field(None, description="torch CPU threads (default: all cores).")

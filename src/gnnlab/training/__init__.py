@@ -298,7 +298,9 @@ def _lbfgs(
     ends before its length has stalled there and ends the refinement (restarting it cost a curvature reading
     per iteration or two). The first run is unscaled because where Adam stops g has not yet taken its shape,
     and the curvature read there misleads (mixed network, seed 0: read there once, R² 0.20 after 1,400
-    evaluations; after 600 unscaled iterations, 0.96).
+    evaluations; after 600 unscaled iterations, 0.96). It is the default because it is what makes the
+    refinement converge: on the clean 400-metabolite network plain L-BFGS took R² from 0.9927 to 0.9975 in 685
+    evaluations, and with N = 100 to 0.9999 in 250 (README).
 
     An unscaled run of the optimiser sees the loss divided by its value at the run's start (history keeps the
     unscaled values). Its first step is -g scaled by min(1, 1/|g|_1): with an unscaled loss of order 1e-5
