@@ -31,7 +31,7 @@ from gnnlab.training import perturbation, trajectory
 
 # (frame, node) entries per forward pass when a step uses every frame: chunks that stay in cache ran the
 # 400-metabolite network's full-batch loss and gradient 1.8x faster than 4,096-frame chunks (0.61 s vs 1.11 s
-# on 2 threads), and the 100-metabolite one's alike; memory stays flat whatever the dataset size
+# on 2 threads; the 100-metabolite network's is unchanged); memory stays flat whatever the dataset size
 FULL_BATCH_ENTRIES = 2**17
 
 
