@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from gnnlab.evaluation.metabolism import _substrate_errors
 from gnnlab.models import build_model
 from gnnlab.systems import get_system
 from gnnlab.systems.metabolism.network import MassAction, Network
@@ -93,13 +94,18 @@ def test_monotonicity_penalty_is_zero_for_mass_action_and_positive_for_a_decreas
     assert model.penalty(c, training).item() > 0.0
 
 
-def test_monotonicity_penalty_reads_g_at_every_substrate_order_of_a_mixed_network(tiny_config):
-    """Random mass-balanced reactions bring order-2 substrates: the penalty must see both orders' g."""
+def _mixed(tiny_config):
+    """A tiny network with random mass-balanced reactions, which bring order-2 substrates."""
     mixed = {"cycle_fraction": 0.5, "integrator": "lsoda", "n_frames": 20}
     config = tiny_config.model_copy(update={"simulation": tiny_config.simulation.model_copy(update=mixed)})
     observations, truth = get_system("metabolism").simulate(config.simulation)
     model = build_model(config, observations)
     assert torch.unique(model.slot_order).tolist() == [1.0, 2.0]
+    return config, observations, truth, model
+
+
+def test_monotonicity_penalty_reads_g_at_every_substrate_order_of_a_mixed_network(tiny_config):
+    config, observations, truth, model = _mixed(tiny_config)
     training = config.training.model_copy(update={"coeff_MLP_sub_diff": 1.0})
     c = torch.as_tensor(observations.concentrations[0, :8])
     _set_mass_action(model, truth.log_k)
@@ -107,6 +113,23 @@ def test_monotonicity_penalty_reads_g_at_every_substrate_order_of_a_mixed_networ
     with torch.no_grad():
         model.substrate.linear.weight.copy_(torch.tensor([[-1.0]]))
     assert model.penalty(c, training).item() > 0.0
+
+
+def test_substrate_error_per_order_is_zero_for_mass_action_and_one_decade_per_unit_of_slope_error(
+    tiny_config,
+):
+    _, _, truth, model = _mixed(tiny_config)
+    _set_mass_action(model, truth.log_k)
+    exact = _substrate_errors(model)
+    assert exact["MLP_sub_log10_rmse_s1"] == pytest.approx(0.0, abs=1e-6)
+    assert exact["MLP_sub_log10_rmse_s2"] == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        model.substrate.linear.weight.copy_(torch.tensor([[1.1]]))  # g = c^(1.1 s): log10 error 0.1 s log10 c
+    grid = np.log10(model.concentration_grid.numpy())
+    off = _substrate_errors(model)
+    for s in (1, 2):
+        expected = np.sqrt(np.mean((0.1 * s * grid) ** 2))
+        assert off[f"MLP_sub_log10_rmse_s{s}"] == pytest.approx(expected, rel=1e-4)
 
 
 def test_node_l1_penalty_is_off_by_default_and_positive_when_set(simulated):

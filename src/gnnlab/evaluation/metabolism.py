@@ -60,7 +60,7 @@ def _substrate_errors(model: MetabolismGNN) -> dict[str, float]:
     errors = {}
     with torch.no_grad():
         for order in torch.unique(model.slot_order):
-            log_g = model.substrate(grid, order.expand(grid.shape))
+            log_g = model.substrate(grid, order)
             errors[int(order)] = ((log_g - order * torch.log(grid)) / np.log(10)).cpu().numpy()
     rms = lambda e: float(np.sqrt(np.mean(e**2)))  # noqa: E731
     return {
@@ -221,7 +221,7 @@ def _plot_substrate(model):
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     with torch.no_grad():
         for order in torch.unique(model.slot_order):
-            g = torch.exp(model.substrate(grid, order.expand(grid.shape))).cpu().numpy()
+            g = torch.exp(model.substrate(grid, order)).cpu().numpy()
             c = grid.cpu().numpy()
             line = ax.loglog(c, g, lw=2, label=f"learned g(c, {order.item():g})")[0]
             ax.loglog(
